@@ -1,0 +1,280 @@
+"""Consumer threads: poll Kafka, dispatch each message, store its offset after.
+
+Threading contract: each :class:`ConsumerThread` owns one confluent-kafka
+``Consumer`` (they are not shared across threads) and runs every receiver of
+the messages it polls on itself, through a :class:`~flask_hyper.dispatch.Dispatcher`.
+
+Delivery is at-least-once. A message's offset is stored only after every
+receiver returned or the message reached its dead-letter topic; stored
+offsets are committed by librdkafka's auto-commit timer, on partition revoke
+and on close. A message whose handling was cut short (stop requested,
+partition revoked) is consumed again, by this group member or another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from flask import Flask
+
+from .dispatch import Dispatcher, Outcome
+
+if TYPE_CHECKING:
+    from .extension import _AppState
+
+logger = logging.getLogger(__name__)
+librdkafka_logger = logging.getLogger("flask_hyper.librdkafka")
+
+_Partition = tuple[str, int]
+
+# Slices of a keep-alive wait: short enough to notice a stop request quickly.
+_KEEPALIVE_SLICE = 0.5
+
+
+class ConsumerThread(threading.Thread):
+    """One consumer of a consumer group, dispatching on its own thread."""
+
+    def __init__(
+        self,
+        app: Flask,
+        state: "_AppState",
+        *,
+        topics: Sequence[str],
+        group_id: str,
+        index: int,
+    ) -> None:
+        super().__init__(name=f"hyper-consumer[{group_id}#{index}]", daemon=True)
+        self.app = app
+        self.state = state
+        self.settings = state.settings
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.pid = os.getpid()
+        self.last_poll: float | None = None
+        self.error: BaseException | None = None
+        self._stop_requested = threading.Event()
+        self._client: Any = None
+        self._revoked: set[_Partition] = set()
+        self._backlog: list[confluent_kafka.Message] = []
+        self._current: _Partition | None = None
+        self._dispatcher = Dispatcher(app, state, self._keepalive_wait)
+
+    # -- lifecycle -------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop after the message it is handling."""
+        self._stop_requested.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop, wait up to ``timeout`` seconds, and return whether the thread ended."""
+        self.request_stop()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(timeout)
+        if self.is_alive():
+            logger.error(
+                "consumer %s did not stop within %.1f s; offsets stored since its last"
+                " commit will be consumed again by the group",
+                self.name,
+                timeout,
+            )
+            return False
+        return True
+
+    def is_polling(self) -> bool:
+        """Return whether the thread is alive and polled within ``max.poll.interval.ms``."""
+        if not self.is_alive() or self.last_poll is None:
+            return False
+        return time.monotonic() - self.last_poll < self.settings.max_poll_interval
+
+    def run(self) -> None:
+        try:
+            self._consume()
+        except BaseException as exc:
+            self.error = exc
+            logger.critical("consumer %s stopped by an error", self.name, exc_info=True)
+            raise
+
+    # -- poll loop -------------------------------------------------------
+
+    def _consume(self) -> None:
+        self._client = self._create_client()
+        logger.info("consumer %s subscribing to %s", self.name, ", ".join(self.topics))
+        self._client.subscribe(
+            self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        try:
+            while not self._stop_requested.is_set():
+                self._handle_batch(self._next_batch())
+        finally:
+            self._close()
+
+    def _create_client(self) -> Any:
+        config = {
+            **self.settings.consumer_config,
+            "group.id": self.group_id,
+            "error_cb": self._on_error,
+            "logger": librdkafka_logger,
+        }
+        return confluent_kafka.Consumer(config)
+
+    def _next_batch(self) -> list[confluent_kafka.Message]:
+        self._revoked.clear()
+        if self._backlog:
+            batch, self._backlog = self._backlog, []
+            return batch
+        self.last_poll = time.monotonic()
+        batch = self._client.consume(
+            num_messages=self.settings.consumer_batch_size,
+            timeout=self.settings.consumer_poll_timeout,
+        )
+        self.last_poll = time.monotonic()
+        return batch
+
+    def _handle_batch(self, batch: list[confluent_kafka.Message]) -> None:
+        stored = False
+        for kafka_message in batch:
+            if self._stop_requested.is_set():
+                break
+            if kafka_message.error():
+                self._on_message_error(kafka_message.error())
+                continue
+            if (kafka_message.topic(), kafka_message.partition()) in self._revoked:
+                # Revoked while this batch was in hand: the partition's next
+                # owner starts from the committed offset, so it gets this message.
+                continue
+            stored |= self._handle(kafka_message)
+
+        if stored and not self._auto_commit():
+            self._commit(self._client, asynchronous=True)
+
+    def _handle(self, kafka_message: confluent_kafka.Message) -> bool:
+        self._current = (kafka_message.topic(), kafka_message.partition())
+        try:
+            outcome = self._dispatcher.dispatch(kafka_message)
+        finally:
+            self._current = None
+        if outcome is Outcome.ABANDONED:
+            return False
+        return self._store_offset(kafka_message)
+
+    def _store_offset(self, kafka_message: confluent_kafka.Message) -> bool:
+        try:
+            self._client.store_offsets(message=kafka_message)
+            return True
+        except KafkaException as exc:
+            # Storing fails with _STATE once the partition has a new owner,
+            # which consumes the message again from the committed offset.
+            logger.warning(
+                "consumer %s could not store offset %s of %s[%d], partition revoked during"
+                " handling, the new owner consumes it again: %s",
+                self.name,
+                kafka_message.offset(),
+                kafka_message.topic(),
+                kafka_message.partition(),
+                exc.args[0].str(),
+            )
+            self.state.stats.incr("offset_store_failed")
+            return False
+
+    # -- keep-alive during backoff ----------------------------------------
+
+    def _keepalive_wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` while polling with every partition paused.
+
+        Polling keeps this member in its group (``max.poll.interval.ms``) and
+        serves rebalances. Messages polled meanwhile (from partitions assigned
+        during the wait, which are not paused) are kept in order for later.
+        Returns False when a stop was requested or the current message's
+        partition was revoked.
+        """
+        client = self._client
+        client.pause(client.assignment())
+        deadline = time.monotonic() + seconds
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                if self._stop_requested.is_set() or self._current in self._revoked:
+                    return False
+                kafka_message = client.poll(min(remaining, _KEEPALIVE_SLICE))
+                self.last_poll = time.monotonic()
+                if kafka_message is not None:
+                    self._keep_for_later(kafka_message)
+        finally:
+            client.resume(client.assignment())
+        return not (self._stop_requested.is_set() or self._current in self._revoked)
+
+    def _keep_for_later(self, kafka_message: confluent_kafka.Message) -> None:
+        if kafka_message.error():
+            self._on_message_error(kafka_message.error())
+            return
+        self._backlog.append(kafka_message)
+        self._client.pause([TopicPartition(kafka_message.topic(), kafka_message.partition())])
+
+    # -- rebalance callbacks (run inside poll/consume on this thread) -------
+
+    def _on_assign(self, client: Any, partitions: list[TopicPartition]) -> None:
+        logger.info("consumer %s assigned %s", self.name, _describe(partitions))
+
+    def _on_revoke(self, client: Any, partitions: list[TopicPartition]) -> None:
+        logger.info("consumer %s revoked %s", self.name, _describe(partitions))
+        self._forget(partitions)
+        self._commit(client, asynchronous=False)
+
+    def _on_lost(self, client: Any, partitions: list[TopicPartition]) -> None:
+        logger.warning(
+            "consumer %s lost %s without a clean revoke (session timed out?);"
+            " uncommitted messages are consumed again by the new owner",
+            self.name,
+            _describe(partitions),
+        )
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        gone = {(p.topic, p.partition) for p in partitions}
+        self._revoked |= gone
+        self._backlog = [m for m in self._backlog if (m.topic(), m.partition()) not in gone]
+
+    # -- errors, commits, close ------------------------------------------
+
+    def _on_message_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        logger.warning("consumer %s: %s", self.name, error.str())
+        self.state.stats.incr("consumer_errors")
+
+    def _on_error(self, error: KafkaError) -> None:
+        level = logging.ERROR if error.fatal() else logging.WARNING
+        logger.log(level, "consumer %s: %s", self.name, error.str())
+
+    def _auto_commit(self) -> bool:
+        return str(self.settings.consumer_config.get("enable.auto.commit", True)).lower() != "false"
+
+    def _commit(self, client: Any, *, asynchronous: bool) -> None:
+        try:
+            client.commit(asynchronous=asynchronous)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                logger.warning("consumer %s commit failed: %s", self.name, exc.args[0].str())
+
+    def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if os.getpid() != self.pid:
+            return
+        try:
+            client.close()
+            logger.info("consumer %s closed, stored offsets committed", self.name)
+        except KafkaException as exc:
+            logger.error("consumer %s close failed: %s", self.name, exc.args[0].str())
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"

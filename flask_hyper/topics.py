@@ -1,0 +1,61 @@
+"""Creating the topics declared in ``HYPER_TOPICS``, dead-letter topics included."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from .config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def declared_topics(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Return every declared topic and, where enabled, its dead-letter topic."""
+    topics: dict[str, dict[str, Any]] = {}
+    for name, spec in settings.topics.items():
+        topics[name] = spec
+        dead_letter = settings.dead_letter_topic_for(name)
+        if spec["dead_letter"] and dead_letter and dead_letter not in settings.topics:
+            topics[dead_letter] = {**spec, "dead_letter": False}
+    return topics
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
+    """Create missing declared topics; return each topic's outcome.
+
+    An outcome is ``"created"`` or ``"exists"``. Existing topics are left as
+    they are, so running this twice changes nothing. Other failures raise
+    :class:`~confluent_kafka.KafkaException`.
+    """
+    wanted = declared_topics(settings)
+    if not wanted:
+        return {}
+
+    admin = AdminClient(settings.admin_config)
+    new_topics = [
+        NewTopic(name, spec["partitions"], spec["replication_factor"], config=spec["config"])
+        for name, spec in wanted.items()
+    ]
+    futures = admin.create_topics(new_topics, request_timeout=timeout)
+
+    outcomes = {}
+    for name, future in futures.items():
+        try:
+            future.result(timeout)
+            outcomes[name] = "created"
+            logger.info("created topic %s", name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            outcomes[name] = "exists"
+    return outcomes
+
+
+def list_topics(settings: Settings, timeout: float = 10.0) -> dict[str, int]:
+    """Return every topic of the cluster with its partition count."""
+    metadata = AdminClient(settings.admin_config).list_topics(timeout=timeout)
+    return {name: len(topic.partitions) for name, topic in sorted(metadata.topics.items())}
