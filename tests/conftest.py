@@ -12,7 +12,7 @@ from flask_hyper.devbroker import KAFKA_VERSION, ensure_jars, start_cluster
 
 BOOTSTRAP_ENV = "HYPER_TEST_BOOTSTRAP_SERVERS"
 
-# Covers a cold start of the JVM on a slow CI machine; a warm start takes about 4 s.
+# Generous bound for a JVM cold start on a loaded CI machine.
 BROKER_START_TIMEOUT_SECONDS = 120.0
 
 

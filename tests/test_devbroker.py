@@ -1,6 +1,7 @@
 """Tests of the local broker tool against real Kafka processes and the mock cluster."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def test_cli_single_node_lifecycle(cli_env: dict[str, str], tmp_path: Path) -> N
     assert started.returncode == 0, started.stderr
     assert "Kafka version: 4.1.1" in started.stdout
     bootstrap = started.stdout.splitlines()[-1]
-    assert bootstrap.startswith("127.0.0.1:")
+    assert re.match(BOOTSTRAP_PATTERN, bootstrap), bootstrap
     metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
     assert list(metadata.brokers) == [1]
 
@@ -126,6 +127,8 @@ def test_cli_three_nodes_replicate(cli_env: dict[str, str], tmp_path: Path) -> N
     started = run_cli("start", "--nodes", "3", "--timeout", "120", env=cli_env)
     assert started.returncode == 0, started.stderr
     bootstrap = started.stdout.splitlines()[-1]
+    assert re.match(BOOTSTRAP_PATTERN, bootstrap), bootstrap
+    assert bootstrap.count(",") == 2
     pids = [int(line.split("pid ")[1].split(",")[0]) for line in started.stdout.splitlines() if line.startswith("node ")]
     assert len(pids) == 3
     assert all(runs_kafka(pid) for pid in pids)
@@ -224,7 +227,7 @@ def test_cli_embedded_serves_processes(cli_env: dict[str, str], tmp_path: Path) 
     assert started.returncode == 0, started.stderr
     assert "messages live in memory only" in started.stderr
     bootstrap = started.stdout.splitlines()[-1]
-    assert bootstrap.startswith("127.0.0.1:")
+    assert re.match(BOOTSTRAP_PATTERN, bootstrap), bootstrap
 
     try:
         produced = subprocess.run([sys.executable, "-c", PRODUCE_SCRIPT, bootstrap], capture_output=True, text=True, timeout=60)

@@ -10,6 +10,7 @@ from .errors import DevBrokerError
 from .jars import KAFKA_CACHE_ENV, KAFKA_VERSION, ensure_jars, find_java
 from .launch import start_cluster
 from .locations import STATE_DIR_ENV
+from .ports import ensure_port_free
 from .state import read_state, remove_state, write_state
 
 EXIT_ERROR = 1
@@ -72,6 +73,8 @@ def _start(args: argparse.Namespace) -> int:
     if args.embedded:
         return _start_embedded(args.timeout)
 
+    if args.port is not None:
+        ensure_port_free(args.port)
     find_java()
     resolution = ensure_jars()
     if resolution.resolved_now:

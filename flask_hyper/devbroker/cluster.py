@@ -61,7 +61,7 @@ class Cluster:
         return handle is not None and handle.is_alive()
 
     def launch_node(self, node_id: int) -> None:
-        """Spawn the process of node ``node_id`` without waiting for it to answer."""
+        """Spawn the process of node ``node_id`` without waiting for readiness."""
         node = self.node(node_id)
         if self.is_node_alive(node_id):
             raise DevBrokerError(f"Kafka node {node_id} already runs as pid {node.pid}: stop it first")
@@ -74,7 +74,7 @@ class Cluster:
         logger.info("Started Kafka node %d as pid %d on %s", node_id, process.pid, node.bootstrap_server)
 
     def wait_until_ready(self, node_id: int, timeout: float) -> None:
-        """Block until node ``node_id`` answers metadata requests and lists itself.
+        """Block until node ``node_id`` serves metadata requests and lists itself.
 
         Raises DevBrokerError, with the node's log tail as details, when the node
         exits or ``timeout`` seconds pass first.

@@ -116,7 +116,7 @@ def ensure_jars() -> JarResolution:
         return JarResolution(libs, False, "cache")
 
     libs.parent.mkdir(parents=True, exist_ok=True)
-    with _cache_lock(libs.parent):
+    with _CacheLock(libs.parent):
         # Another process may have finished the same resolution while this one waited.
         if _has_kafka_jar(libs):
             return JarResolution(libs, False, "cache")
@@ -148,7 +148,7 @@ def _has_kafka_jar(libs: Path) -> bool:
     return libs.is_dir() and any(libs.glob("kafka_2.13-*.jar"))
 
 
-class _cache_lock:
+class _CacheLock:
     """Exclusive lock on ``<folder>/.lock`` so parallel starts resolve only once."""
 
     def __init__(self, folder: Path) -> None:

@@ -29,7 +29,7 @@ def start_cluster(
     timeout: float = 60.0,
     die_with_parent: bool = False,
 ) -> Cluster:
-    """Start ``nodes`` combined KRaft nodes on 127.0.0.1 and wait until all answer.
+    """Start ``nodes`` combined KRaft nodes on 127.0.0.1 and wait until all serve metadata requests.
 
     ``port`` is node 1's client port, and every other port is picked free.
     ``timeout`` bounds the wait for readiness in seconds, not counting jar
@@ -41,10 +41,11 @@ def start_cluster(
     """
     if nodes not in SUPPORTED_NODE_COUNTS:
         raise DevBrokerError(f"invalid node count {nodes}: pass 1 or 3")
-    java = find_java()
-    classpath = jar_dir()
+    # Cheap checks first, so a taken port fails before a long jar resolution.
     if port is not None:
         ensure_port_free(port)
+    java = find_java()
+    classpath = jar_dir()
     prune_stale_run_dirs()
 
     run_dir = Path(tempfile.mkdtemp(prefix="kafka-", dir=_ensure_runs_dir()))

@@ -18,7 +18,7 @@ def cache_root() -> Path:
 
 
 def state_dir() -> Path:
-    """Return the folder that holds the CLI state file and the brokers' run folders.
+    """Return the folder that contains the CLI state file and the brokers' run folders.
 
     ``HYPER_DEVBROKER_STATE_DIR`` overrides the default ``<cache root>/devbroker``,
     which lets a test run its own broker beside another one.

@@ -1,4 +1,4 @@
-"""Wait until a broker node answers, and read what its log reports."""
+"""Wait until a broker node serves metadata requests, and read facts from its log."""
 
 import logging
 import re
