@@ -97,8 +97,9 @@ class ConsumerThread(threading.Thread):
             self._consume()
         except BaseException as exc:
             self.error = exc
+            # Logged here and kept on the thread for readiness checks and
+            # `flask hyper consume`, which exits non-zero on it.
             logger.critical("consumer %s stopped by an error", self.name, exc_info=True)
-            raise
 
     # -- poll loop -------------------------------------------------------
 
@@ -124,16 +125,22 @@ class ConsumerThread(threading.Thread):
         return confluent_kafka.Consumer(config)
 
     def _next_batch(self) -> list[confluent_kafka.Message]:
-        self._revoked.clear()
         if self._backlog:
             batch, self._backlog = self._backlog, []
-            return batch
-        self.last_poll = time.monotonic()
-        batch = self._client.consume(
-            num_messages=self.settings.consumer_batch_size,
-            timeout=self.settings.consumer_poll_timeout,
-        )
-        self.last_poll = time.monotonic()
+        else:
+            self.last_poll = time.monotonic()
+            batch = self._client.consume(
+                num_messages=self.settings.consumer_batch_size,
+                timeout=self.settings.consumer_poll_timeout,
+            )
+            self.last_poll = time.monotonic()
+
+        # Cleared only now: a revoke served inside consume() has already
+        # purged the revoked partitions' messages, so every message of this
+        # batch belongs to the current assignment, including partitions
+        # assigned again in the same call. Revokes served later, by
+        # keep-alive polls, apply to the messages still in hand.
+        self._revoked.clear()
         return batch
 
     def _handle_batch(self, batch: list[confluent_kafka.Message]) -> None:
@@ -219,6 +226,10 @@ class ConsumerThread(threading.Thread):
 
     def _on_assign(self, client: Any, partitions: list[TopicPartition]) -> None:
         logger.info("consumer %s assigned %s", self.name, _describe(partitions))
+        # librdkafka keeps a partition's pause flag across revoke and assign: a
+        # partition paused by a keep-alive wait and revoked before the wait
+        # resumed it would otherwise be assigned again but never fetched.
+        client.resume(partitions)
 
     def _on_revoke(self, client: Any, partitions: list[TopicPartition]) -> None:
         logger.info("consumer %s revoked %s", self.name, _describe(partitions))

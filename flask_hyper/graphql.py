@@ -142,7 +142,12 @@ def _validation_rules(state: "_AppState", data: dict[str, Any]) -> list[Any]:
     if state.settings.graphql_max_depth is not None:
         rules.append(depth_limit_rule(state.settings.graphql_max_depth))
     if state.settings.graphql_max_cost is not None:
-        rules.append(cost_validator(state.settings.graphql_max_cost, variables=data.get("variables")))
+        # Every field costs 1 unless the schema's @cost directives say otherwise.
+        rules.append(
+            cost_validator(
+                state.settings.graphql_max_cost, default_cost=1, variables=data.get("variables")
+            )
+        )
     return rules
 
 

@@ -14,3 +14,19 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 graceful_timeout = 30
 timeout = 30
+
+# gunicorn replaces its default "loggers" section with this one, so its own
+# loggers are repeated; flask-hyper's lines (consumer starts, assignments,
+# retries, dead letters) go to the error log beside gunicorn's.
+logconfig_dict = {
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "flask_hyper": {
+            "level": os.environ.get("HYPER_LOG_LEVEL", "INFO"),
+            "handlers": ["error_console"],
+            "propagate": False,
+        },
+        "flask_hyper.librdkafka": {"level": "WARNING", "handlers": ["error_console"], "propagate": False},
+    },
+}
