@@ -20,6 +20,10 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -ra -m 'not kafka and not cluster' $(PYTEST_ARGS)
 
+# The example services on a local broker; DEMO_ARGS=--once exits after the chain.
+demo: $(STAMP)
+	$(BIN)/python -m example_app.demo $(DEMO_ARGS)
+
 broker-start: $(STAMP)
 	$(BIN)/python -m flask_hyper.devbroker start
 

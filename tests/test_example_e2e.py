@@ -1,0 +1,219 @@
+"""End to end: the example services under gunicorn on a real broker, with a real SMTP server.
+
+One run of the demo's flow: three createUser requests and one with an invalid
+e-mail address go to the users service over HTTP; the test then follows each
+chain through Kafka, the SMTP server and the notifier's GraphQL API.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from example_app import client, launcher
+from example_app.ports import free_ports
+from example_app.settings import DEFAULT_MAIL_SENT, DEFAULT_USER_CREATED, TOPIC_PARTITIONS
+from example_app.smtp_server import MailSink, ReceivedMail
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
+
+VALID_USERS = [
+    ("ada@example.com", "Ada Lovelace"),
+    ("grace@example.com", "Grace Hopper"),
+    ("alan@example.com", "Alan Turing"),
+]
+INVALID_USER = ("ada.example.com", "No At Sign")
+
+READY_TIMEOUT_SECONDS = 90.0
+CHAIN_TIMEOUT_SECONDS = 60.0
+# Wait this long after the last expected event, so a duplicate would arrive.
+DUPLICATE_WINDOW_SECONDS = 4.0
+
+CREATE_USER = "mutation($email: String!, $name: String!) { createUser(email: $email, name: $name) { id email } }"
+USERS = "{ users { id email } }"
+SENT_MAILS = "{ sentMails { id userId to correlationId } }"
+NOTIFICATIONS = "{ notifications { kind userId text correlationId } }"
+
+
+def test_example_chain_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}."
+    sink = MailSink().start()
+    services: list[launcher.ServiceProcess] = []
+    try:
+        envs = {
+            name: launcher.service_env(
+                bootstrap_servers=kafka_bootstrap,
+                db_dir=tmp_path,
+                service=name,
+                smtp_port=sink.port,
+                prefix=prefix,
+            )
+            for name in launcher.SERVICES
+        }
+        topics_output = launcher.create_topics(envs["users"])
+        assert f"{prefix}{DEFAULT_USER_CREATED}: created" in topics_output
+        assert f"{prefix}{DEFAULT_MAIL_SENT}.dlt: created" in topics_output
+
+        for (name, env), port in zip(envs.items(), free_ports(len(envs))):
+            services.append(launcher.start_service(name, port, env, tmp_path))
+        launcher.wait_ready(services, READY_TIMEOUT_SECONDS)
+        urls = {service.name: service.graphql_url for service in services}
+
+        run = uuid.uuid4().hex[:8]
+        users = _create_valid_users(urls["users"], run)
+        invalid_id = _create_invalid_user(urls["users"], run)
+
+        def chain_complete() -> bool:
+            notifications = _query(urls["notifier"], NOTIFICATIONS)["notifications"]
+            return len(sink.mails()) >= len(users) and len(notifications) >= 2 * len(users)
+
+        _wait_until(chain_complete, CHAIN_TIMEOUT_SECONDS, lambda: _diagnostics(services, sink))
+        time.sleep(DUPLICATE_WINDOW_SECONDS)
+
+        _check_mails(sink.mails(), users, invalid_id)
+        _check_sent_mails(_query(urls["mailer"], SENT_MAILS)["sentMails"], users)
+        _check_notifications(_query(urls["notifier"], NOTIFICATIONS)["notifications"], users, invalid_id)
+        _check_users_stored(_query(urls["users"], USERS)["users"], users)
+        _check_topic(kafka_bootstrap, prefix + DEFAULT_USER_CREATED, users, invalid_id)
+        _check_topic(kafka_bootstrap, prefix + DEFAULT_MAIL_SENT, users, invalid_id)
+    finally:
+        launcher.stop_services(services)
+        sink.stop()
+
+    for service in services:
+        assert service.process.returncode == 0, f"{service.name} exit code, log:\n{service.log_tail()}"
+
+
+# -- requests ---------------------------------------------------------------
+
+
+def _create_valid_users(users_url: str, run: str) -> dict[str, dict[str, str]]:
+    """Create every valid user; return {request id: {id, email, name}}."""
+    users = {}
+    for number, (email, name) in enumerate(VALID_USERS):
+        request_id = f"e2e-{run}-{number}"
+        response = client.execute(users_url, CREATE_USER, {"email": email, "name": name}, request_id=request_id)
+        assert response.status == 200, response.body
+        assert response.request_id == request_id
+        assert "errors" not in response.body, response.body
+        created = response.data["createUser"]
+        assert created["email"] == email
+        users[request_id] = {"id": created["id"], "email": email, "name": name}
+    return users
+
+
+def _create_invalid_user(users_url: str, run: str) -> str:
+    """Send the invalid user and check the GraphQL error; return its request id."""
+    request_id = f"e2e-{run}-invalid"
+    email, name = INVALID_USER
+    response = client.execute(users_url, CREATE_USER, {"email": email, "name": name}, request_id=request_id)
+    assert response.request_id == request_id
+    assert response.data is None, response.body
+    assert len(response.error_messages) == 1, response.body
+    assert response.error_messages[0].startswith(f"Invalid e-mail address {email!r}")
+    return request_id
+
+
+# -- checks -----------------------------------------------------------------
+
+
+def _check_mails(mails: list[ReceivedMail], users: dict[str, dict[str, str]], invalid_id: str) -> None:
+    for request_id, user in users.items():
+        ours = [mail for mail in mails if mail.correlation_id == request_id]
+        assert len(ours) == 1, f"welcome mails for {request_id}: {ours}"
+        assert ours[0].recipients == (user["email"],)
+        assert ours[0].subject == f"Welcome, {user['name']}!"
+    assert not [mail for mail in mails if mail.correlation_id == invalid_id]
+    assert len(mails) == len(users), mails
+
+
+def _check_sent_mails(sent: list[dict[str, Any]], users: dict[str, dict[str, str]]) -> None:
+    assert len(sent) == len(users), sent
+    for request_id, user in users.items():
+        ours = [mail for mail in sent if mail["correlationId"] == request_id]
+        assert len(ours) == 1, f"sentMails for {request_id}: {sent}"
+        assert ours[0]["userId"] == user["id"]
+        assert ours[0]["to"] == user["email"]
+        user["mail_id"] = ours[0]["id"]
+
+
+def _check_notifications(
+    notifications: list[dict[str, Any]], users: dict[str, dict[str, str]], invalid_id: str
+) -> None:
+    assert len(notifications) == 2 * len(users), notifications
+    for request_id, user in users.items():
+        ours = [n for n in notifications if n["correlationId"] == request_id]
+        created = [n for n in ours if n["kind"] == "user.created"]
+        sent = [n for n in ours if n["kind"] == "mail.sent"]
+        assert len(created) == 1, f"user.created notifications for {request_id}: {ours}"
+        assert len(sent) == 1, f"mail.sent notifications for {request_id}: {ours}"
+        assert created[0]["userId"] == user["id"]
+        assert sent[0]["userId"] == user["id"]
+        assert user["mail_id"] in sent[0]["text"]
+    assert not [n for n in notifications if n["correlationId"] == invalid_id]
+
+
+def _check_users_stored(stored: list[dict[str, str]], users: dict[str, dict[str, str]]) -> None:
+    assert sorted(user["id"] for user in stored) == sorted(user["id"] for user in users.values())
+    assert INVALID_USER[0] not in [user["email"] for user in stored]
+
+
+def _check_topic(bootstrap: str, topic: str, users: dict[str, dict[str, str]], invalid_id: str) -> None:
+    """Check that ``topic`` contains exactly one message per user, keyed by user id."""
+    messages = _read_topic(bootstrap, topic)
+    correlation_ids = sorted(headers.get("ce_correlationid", b"").decode() for _, headers in messages)
+    assert correlation_ids == sorted(users), f"{topic}: {messages}"
+    assert invalid_id not in correlation_ids
+    keys = sorted(key for key, _ in messages)
+    assert keys == sorted(user["id"] for user in users.values())
+
+
+def _read_topic(bootstrap: str, topic: str) -> list[tuple[str, dict[str, bytes]]]:
+    """Return (key, headers) of every message in ``topic``, read up to the high watermarks."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-reader-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = [TopicPartition(topic, p, 0) for p in range(TOPIC_PARTITIONS)]
+        expected = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
+        consumer.assign(partitions)
+        messages = []
+        deadline = time.monotonic() + 30
+        while len(messages) < expected and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            messages.append((message.key().decode(), dict(message.headers() or [])))
+        assert len(messages) == expected, f"read {len(messages)} of {expected} messages of {topic}"
+        return messages
+    finally:
+        consumer.close()
+
+
+# -- waiting ----------------------------------------------------------------
+
+
+def _query(url: str, query: str) -> dict[str, Any]:
+    response = client.execute(url, query)
+    assert response.status == 200, response.body
+    assert "errors" not in response.body, response.body
+    return response.data
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float, describe: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"chain incomplete after {timeout:.0f} s\n{describe()}")
+        time.sleep(0.5)
+
+
+def _diagnostics(services: list[launcher.ServiceProcess], sink: MailSink) -> str:
+    parts = [f"mails received: {sink.mails()}"]
+    for service in services:
+        parts.append(f"--- {service.name} log tail ---\n{service.log_tail(40)}")
+    return "\n".join(parts)
