@@ -49,12 +49,8 @@ def make_service(bootstrap: str, name: str, topic: str, **config: Any) -> tuple[
 
     hyper = HyperService(type_defs=TYPE_DEFS, bindables=[query, mutation])
     app = Flask(name)
-    app.config.update(
-        HYPER_KAFKA={"bootstrap.servers": bootstrap},
-        HYPER_RETRY_BACKOFF=0.05,
-        HYPER_CONSUMER_POLL_TIMEOUT=0.2,
-        **config,
-    )
+    defaults = {"HYPER_RETRY_BACKOFF": 0.05, "HYPER_CONSUMER_POLL_TIMEOUT": 0.2}
+    app.config.update(HYPER_KAFKA={"bootstrap.servers": bootstrap}, **{**defaults, **config})
     hyper.init_app(app)
     return hyper, app
 

@@ -1,5 +1,6 @@
 """Publishing and consuming through a real broker: delivery semantics end to end."""
 
+import logging
 import os
 import threading
 
@@ -266,3 +267,52 @@ def test_forked_child_gets_own_producer(kafka_bootstrap, topic, services):
     assert os.waitstatus_to_exitcode(status) == 0
     values = [m.value() for m in read_topic(kafka_bootstrap, topic, 2)]
     assert sorted(values) == [b'{"from":"child"}', b'{"from":"parent"}']
+
+
+def test_full_queue_raises_after_bound(unique_topic):
+    hyper, app = make_service(
+        "127.0.0.1:9",
+        "queue-full",
+        unique_topic,
+        HYPER_PRODUCER_BUFFER_TIMEOUT=0.3,
+        HYPER_KAFKA_PRODUCER={"queue.buffering.max.messages": 1},
+    )
+    with app.app_context():
+        hyper.publish(unique_topic, {"n": 1})
+        with pytest.raises(PublishError, match="queue full"):
+            hyper.publish(unique_topic, {"n": 2})
+    assert hyper.shutdown(app, timeout=0) == 1
+
+
+def test_retries_stay_within_max_poll_interval(kafka_bootstrap, topic, services, caplog):
+    # Backoff sums to 2 + 4 + 8 = 14 s, twice max.poll.interval.ms.
+    caplog.set_level(logging.INFO, logger="flask_hyper")
+    hyper, app = make_service(
+        kafka_bootstrap,
+        "patient",
+        topic,
+        HYPER_RETRY_ATTEMPTS=4,
+        HYPER_RETRY_BACKOFF=2.0,
+        HYPER_KAFKA_CONSUMER={"session.timeout.ms": 6000, "max.poll.interval.ms": 7000},
+    )
+    services.append((hyper, app))
+    attempts, handled = [], []
+
+    @hyper.receiver(topic)
+    def slow_to_succeed(sender, message):
+        attempts.append(message.offset)
+        if len(attempts) < 4:
+            raise TimeoutError("downstream still warming up")
+        handled.append(message.value)
+
+    (thread,) = hyper.start_consumers(app)
+    with app.app_context():
+        hyper.publish(topic, {"n": 1}, wait=True)
+
+    wait_for(lambda: handled, timeout=60)
+    assert len(attempts) == 4
+    assert thread.is_polling()
+    assert "MAX_POLL" not in caplog.text
+    assert "assigned" in caplog.text
+    assert "revoked" not in caplog.text
+    assert hyper.stats(app).get("dead_lettered", 0) == 0
