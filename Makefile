@@ -33,5 +33,8 @@ broker-stop: $(STAMP)
 broker-status: $(STAMP)
 	$(BIN)/python -m flask_hyper.devbroker status
 
+faults: $(STAMP)
+	$(BIN)/python -m faults.run $(FAULTS_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
