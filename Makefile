@@ -36,5 +36,10 @@ broker-status: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python -m faults.run $(FAULTS_ARGS)
 
+# Benchmarks against the raw clients and FastStream; BENCH_QUICK=1 for smaller runs.
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
