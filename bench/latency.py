@@ -18,7 +18,7 @@ from .common import PAYLOAD_BYTES, RESULTS_DIR, bench_env, create_topics, median
 from .graphql_load import mutation_body
 from .servers import Server, free_port, post_json, start_gunicorn
 
-# Same linger as EndToEndLatency's producer, which sends each record at once.
+# No batching delay: EndToEndLatency also sends one record and waits for it before the next.
 LINGER_MS = 0
 WARMUP_TIMEOUT_SECONDS = 60.0
 DRAIN_TIMEOUT_SECONDS = 60.0
@@ -109,7 +109,7 @@ def _send_and_collect(port: int, topic: str, latency_file: Path, events: int, ra
         next_send += interval
         status, data = post_json(port, "/graphql", _body(topic), connection)
         if status != 200:
-            raise RuntimeError(f"mutation answered {status}: {data[:300]!r}")
+            raise RuntimeError(f"mutation returned HTTP {status}: {data[:300]!r}")
     connection.close()
 
     deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS

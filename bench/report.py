@@ -18,6 +18,7 @@ def write(results: dict[str, Any]) -> None:
     ):
         if section in results:
             parts.append(render(results[section]))
+    parts.append(_FINDINGS)
     (REPO_ROOT / "BENCHMARKS.md").write_text("\n\n".join(parts) + "\n")
 
 
@@ -142,8 +143,8 @@ def _latency(data: dict[str, Any]) -> str:
 A client sends {data['events']:,} GraphQL mutations per run at {data['rate']} per second over one
 keep-alive connection to a flask-hyper service under gunicorn; each mutation publishes its
 send time, and a second process (`flask hyper consume`) records the receive time in its
-receiver. Producer `linger.ms={data['linger_ms']}` (EndToEndLatency's producer sends each record at
-once too). EndToEndLatency (Kafka's Java tool, `acks=all`, one record in flight at a time) on the
+receiver. Producer `linger.ms={data['linger_ms']}`, because EndToEndLatency also sends one record and
+waits for it before the next. EndToEndLatency (Kafka's Java tool, `acks=all`, one record in flight at a time) on the
 same broker is the floor: it has no HTTP hop and no Python.
 
 | Path | p50 ms | p99 ms | max ms |
@@ -234,3 +235,32 @@ def _latency_plot(data: dict[str, Any]) -> None:
     figure.tight_layout()
     figure.savefig(RESULTS_DIR / "latency.png", dpi=100)
     plt.close(figure)
+
+
+# NOTE: written from the profiles and from one-off experiments on the same
+# machine (patched copies of the producer, not part of make bench); rerun
+# them after changing the producer or the consumer loop.
+_FINDINGS = """## Findings and open work
+
+- **Publish.** Per message, flask-hyper creates a `DeliveryHandle` with a `threading.Event`,
+  passes a Python delivery callback, and its delivery-report thread runs that callback
+  (Event set, a stats lock, the `message_published` signal) while the publishing thread
+  runs. `uuid.uuid4()` calls `os.urandom`, which releases the GIL, so every publish can wait
+  for the report thread to hand the GIL back. In a one-off experiment 50,000 publishes ran at
+  about 30,000 msg/s as shipped, about 42,000 without the per-message callback, about 44,000
+  without the report thread, and about 75,000 without both (raw-with-headers: about
+  90,000). `JsonSerializer.dumps` builds a new `JSONEncoder` per call because it passes
+  `default=`, worth about 5 %. Candidates: an encoder built once, a cheaper completion
+  primitive than `Event`, and skipping the signal send when it has no receivers.
+- **Consume.** The raw loop only decodes the JSON. flask-hyper also decodes every header to a
+  dict, builds a `Message` with a `datetime` timestamp, increments two locked counters, asks
+  blinker for the receivers and sends `message_received`, per message (see the profile).
+- **End-to-end latency.** `ConsumerThread` calls `Consumer.consume(num_messages=100,
+  timeout=1.0)`, which returns only when 100 messages arrived or the second passed, so at a
+  few hundred events per second most of the latency is that wait, not Kafka (compare the
+  floor). A fix that keeps the batches under load: `poll(timeout)` for the first message,
+  then `consume(batch_size - 1, timeout=0)` for what is already fetched. Not applied here,
+  because `flask_hyper/consumer.py` had other uncommitted changes in that function.
+- **GraphQL.** The query path was not profiled in this run. flask-hyper adds Flask's
+  request handling, the correlation id, the resolver context, the depth-limit validation
+  rule and `jsonify` on top of what `ariadne.wsgi.GraphQL` does."""
