@@ -51,6 +51,7 @@ mutation CreateUser($email: String!, $name: String!) {
 """
 NOTIFICATIONS = "{ notifications { id kind userId text correlationId } }"
 SENT_MAILS = "{ sentMails { id userId to subject correlationId } }"
+CHAIN_ORDER = ["user.created", "mail.sent"]
 
 
 class Output:
@@ -204,7 +205,7 @@ def _chain_complete(accepted: set[str], mails: list[ReceivedMail], notifications
         if sum(mail.correlation_id == request_id for mail in mails) < 1:
             return False
         kinds = {n["kind"] for n in notifications if n["correlationId"] == request_id}
-        if kinds != {"user.created", "mail.sent"}:
+        if kinds != set(CHAIN_ORDER):
             return False
     return True
 
@@ -230,7 +231,9 @@ def _print_summary(
 
         mail_ids = [m["id"] for m in sent["sentMails"] if m["correlationId"] == request_id]
         received = sum(m.correlation_id == request_id for m in mails)
-        kinds = sorted(n["kind"] for n in notifications if n["correlationId"] == request_id)
+        kinds = sorted(
+            (n["kind"] for n in notifications if n["correlationId"] == request_id), key=CHAIN_ORDER.index
+        )
         say(f"  {request_id}: createUser -> user.created (user {user['id']})"
             f" -> welcome mail {', '.join(mail_ids) or '(none)'} received {received}x"
             f" -> mail.sent -> notifications: {', '.join(kinds) or '(none)'}")
