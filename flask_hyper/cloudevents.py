@@ -58,9 +58,9 @@ def build_headers(
 def current_correlation_id() -> str:
     """Return the correlation id of the work in progress, creating one if needed.
 
-    Inside a receiver it is the handled message's id; inside a request it comes
-    from ``X-Request-ID`` or the trace id of ``traceparent``; elsewhere each
-    app context gets a new one.
+    Inside a receiver it is the handled message's correlation id. Inside a
+    request it comes from ``X-Request-ID`` or the trace id of ``traceparent``.
+    Elsewhere each app context gets a new one.
     """
     if not has_app_context():
         return uuid.uuid4().hex

@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "HYPER_READY_TIMEOUT": 2.0,
 }
 
-# Which Python types each key accepts; bool is checked apart because it is an int.
+# Python types accepted per key. bool is checked apart because it is an int.
 _TYPES: dict[str, tuple[type, ...]] = {
     "HYPER_SERVICE_NAME": (str, type(None)),
     "HYPER_GRAPHQL_PATH": (str,),

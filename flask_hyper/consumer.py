@@ -5,9 +5,9 @@ Threading contract: each :class:`ConsumerThread` owns one confluent-kafka
 the messages it polls on itself, through a :class:`~flask_hyper.dispatch.Dispatcher`.
 
 Delivery is at-least-once. A message's offset is stored only after every
-receiver returned or the message reached its dead-letter topic; stored
-offsets are committed by librdkafka's auto-commit timer, on partition revoke
-and on close. A message whose handling was cut short (stop requested,
+receiver returned or the message reached its dead-letter topic. librdkafka's
+auto-commit timer commits stored offsets, and so do partition revokes and
+close. A message whose handling was cut short (stop requested,
 partition revoked) is consumed again, by this group member or another.
 """
 

@@ -6,8 +6,8 @@ context pushed for it alone, so teardown functions (closing a database
 session, for example) run after every attempt, as after a request.
 
 A receiver that raises an :class:`Exception` is retried with exponential
-backoff; one that still fails after ``HYPER_RETRY_ATTEMPTS`` attempts sends
-the message to its dead-letter topic once every other receiver has run. A
+backoff. When it still fails after ``HYPER_RETRY_ATTEMPTS`` attempts, the
+message goes to its dead-letter topic once every other receiver has run. A
 :class:`BaseException` that is not an ``Exception`` (``SystemExit``,
 ``KeyboardInterrupt``) is not caught: it stops the consumer thread.
 """
@@ -42,7 +42,7 @@ DLT_PREFIX = "hyper-dlt-"
 
 
 class Outcome(enum.Enum):
-    """What happened to a message; the consumer stores the offset unless ABANDONED."""
+    """The result of handling a message. The consumer stores its offset unless ABANDONED."""
 
     HANDLED = "handled"
     DEAD_LETTERED = "dead_lettered"

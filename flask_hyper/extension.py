@@ -34,7 +34,7 @@ _states: "weakref.WeakSet[_AppState]" = weakref.WeakSet()
 
 
 class _AppState:
-    """What :class:`HyperService` keeps per app, in ``app.extensions["hyper"]``."""
+    """The per-app state of :class:`HyperService`, stored in ``app.extensions["hyper"]``."""
 
     def __init__(self, service: "HyperService", app: Flask, settings: Settings) -> None:
         self.service = service

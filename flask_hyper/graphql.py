@@ -2,7 +2,7 @@
 
 POST takes a JSON body with ``query``, ``variables`` and ``operationName``.
 GET takes the same as query string parameters and runs queries only, as GraphQL
-over HTTP requires; a browser's GET without a query gets the explorer when it
+over HTTP requires. A browser's GET without a query gets the explorer when it
 is enabled.
 """
 
@@ -31,7 +31,7 @@ MASKED_MESSAGE = "Internal server error"
 
 
 class BadRequest(Exception):
-    """A GraphQL request that cannot be executed; answered with ``status``."""
+    """A GraphQL request that cannot be executed, returned with HTTP ``status``."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -142,7 +142,7 @@ def _validation_rules(state: "_AppState", data: dict[str, Any]) -> list[Any]:
     if state.settings.graphql_max_depth is not None:
         rules.append(depth_limit_rule(state.settings.graphql_max_depth))
     if state.settings.graphql_max_cost is not None:
-        # Every field costs 1 unless the schema's @cost directives say otherwise.
+        # Every field costs 1 unless a @cost directive in the schema sets another cost.
         rules.append(
             cost_validator(
                 state.settings.graphql_max_cost, default_cost=1, variables=data.get("variables")

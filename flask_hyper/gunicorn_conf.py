@@ -16,8 +16,8 @@ graceful_timeout = 30
 timeout = 30
 
 # gunicorn replaces its default "loggers" section with this one, so its own
-# loggers are repeated; flask-hyper's lines (consumer starts, assignments,
-# retries, dead letters) go to the error log beside gunicorn's.
+# loggers are repeated here. flask-hyper's lines (consumer starts,
+# assignments, retries, dead letters) go to the error log beside gunicorn's.
 logconfig_dict = {
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},

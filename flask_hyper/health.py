@@ -11,14 +11,14 @@ if TYPE_CHECKING:
 
 
 def healthz_view() -> Response:
-    """Answer 200 while the process serves requests."""
+    """Return 200 while the process serves requests."""
     return jsonify({"status": "alive"})
 
 
 def readyz_view() -> Response:
-    """Answer 200 when the producer reaches a broker and every consumer polls.
+    """Return 200 when the producer reaches a broker and every consumer polls.
 
-    Otherwise answer 503 with a JSON body naming each check that failed.
+    Otherwise return 503 with a JSON body naming each check that failed.
     """
     state: _AppState = current_app.extensions["hyper"]
     checks = {"producer": _producer_check(state), "consumers": _consumer_check(state)}

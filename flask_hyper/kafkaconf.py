@@ -97,7 +97,7 @@ def _librdkafka() -> Any:
     path = _bundled_library() or ctypes.util.find_library("rdkafka")
     if path is None:
         # NOTE: without a loadable librdkafka the properties are checked only
-        # when the first client is created; this goes away if confluent-kafka
+        # when the first client is created. This goes away if confluent-kafka
         # ever exposes configuration validation itself.
         logger.warning("librdkafka not found by path: Kafka properties are not validated early")
         return None

@@ -13,7 +13,7 @@ BINARY_CONTENT_TYPE = "application/octet-stream"
 
 
 class Serializer(Protocol):
-    """What :class:`~flask_hyper.HyperService` needs to encode and decode values."""
+    """The interface :class:`~flask_hyper.HyperService` uses to encode and decode values."""
 
     def dumps(self, value: Any) -> tuple[bytes, str]:
         """Encode ``value``; return the bytes and their content type."""

@@ -31,14 +31,14 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     they are, so running this twice changes nothing. Other failures raise
     :class:`~confluent_kafka.KafkaException`.
     """
-    wanted = declared_topics(settings)
-    if not wanted:
+    requested = declared_topics(settings)
+    if not requested:
         return {}
 
     admin = AdminClient(settings.admin_config)
     new_topics = [
         NewTopic(name, spec["partitions"], spec["replication_factor"], config=spec["config"])
-        for name, spec in wanted.items()
+        for name, spec in requested.items()
     ]
     futures = admin.create_topics(new_topics, request_timeout=timeout)
 
