@@ -13,6 +13,7 @@ from confluent_kafka import KafkaException
 from flask import current_app
 from flask.cli import AppGroup
 
+from .extension import _state as app_state
 from .topics import create_topics, declared_topics, list_topics
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ hyper_cli.add_command(topics_cli)
 def consume_command(topics: tuple[str, ...], group_id: str | None, threads: int | None) -> None:
     """Run the app's consumers in the foreground until Ctrl-C or SIGTERM."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    state = app.extensions["hyper"]
+    state = _state()
     started = state.service.start_consumers(app, topics=topics or None, group_id=group_id, threads=threads)
     if not started:
         raise click.ClickException("No topic to consume: connect a receiver or pass --topic.")
@@ -48,6 +49,13 @@ def consume_command(topics: tuple[str, ...], group_id: str | None, threads: int 
         sys.exit(1)
 
 
+def _state() -> Any:
+    try:
+        return app_state(None)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _on_signals(stop: threading.Event) -> None:
     def handler(signum: int, frame: Any) -> None:
         logger.info("received signal %d, stopping consumers", signum)
@@ -61,7 +69,7 @@ def _on_signals(stop: threading.Event) -> None:
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the brokers.")
 def topics_create_command(timeout: float) -> None:
     """Create the topics declared in HYPER_TOPICS and their dead-letter topics."""
-    settings = current_app.extensions["hyper"].settings
+    settings = _state().settings
     if not declared_topics(settings):
         raise click.ClickException("HYPER_TOPICS declares no topic: add {'name': {'partitions': 3}} entries.")
     try:
@@ -76,7 +84,7 @@ def topics_create_command(timeout: float) -> None:
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for the brokers.")
 def topics_list_command(timeout: float) -> None:
     """List the cluster's topics with their partition counts."""
-    settings = current_app.extensions["hyper"].settings
+    settings = _state().settings
     try:
         topics = list_topics(settings, timeout)
     except KafkaException as exc:
