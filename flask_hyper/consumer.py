@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Sequence
 
 import confluent_kafka
@@ -24,6 +25,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from flask import Flask
 
 from .dispatch import Dispatcher, Outcome
+from .producer import keep_inherited_client
 
 if TYPE_CHECKING:
     from .extension import _AppState
@@ -35,6 +37,8 @@ _Partition = tuple[str, int]
 
 # Slices of a keep-alive wait: short enough to notice a stop request quickly.
 _KEEPALIVE_SLICE = 0.5
+
+_consumer_threads: "weakref.WeakSet[ConsumerThread]" = weakref.WeakSet()
 
 
 class ConsumerThread(threading.Thread):
@@ -64,6 +68,7 @@ class ConsumerThread(threading.Thread):
         self._backlog: list[confluent_kafka.Message] = []
         self._current: _Partition | None = None
         self._dispatcher = Dispatcher(app, state, self._keepalive_wait)
+        _consumer_threads.add(self)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -289,3 +294,15 @@ class ConsumerThread(threading.Thread):
 
 def _describe(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
+
+
+def _after_fork_in_child() -> None:
+    # The thread did not survive the fork, but its client object did: keep it
+    # from being destroyed in the child, where destroying it can hang.
+    for thread in list(_consumer_threads):
+        if thread._client is not None:
+            keep_inherited_client(thread._client)
+            thread._client = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -208,7 +208,7 @@ class KafkaProducer:
 
     def _forget_inherited_client(self) -> None:
         if self._client is not None:
-            _inherited_clients.append(self._client)
+            keep_inherited_client(self._client)
             logger.info("producer %s inherited across fork, creating a new one", self._name)
         self._client = None
         self._poll_thread = None
@@ -264,6 +264,11 @@ class KafkaProducer:
             " HYPER_PRODUCER_BUFFER_TIMEOUT",
             topic=topic,
         )
+
+
+def keep_inherited_client(client: Any) -> None:
+    """Keep a librdkafka client inherited across fork() alive, never to be used."""
+    _inherited_clients.append(client)
 
 
 def _after_fork_in_child() -> None:

@@ -316,3 +316,40 @@ def test_retries_stay_within_max_poll_interval(kafka_bootstrap, topic, services,
     assert "assigned" in caplog.text
     assert "revoked" not in caplog.text
     assert hyper.stats(app).get("dead_lettered", 0) == 0
+
+
+def test_forked_child_runs_own_consumers(kafka_bootstrap, topic, services, tmp_path):
+    hyper, app = make_service(kafka_bootstrap, "forked-consumer", topic)
+    services.append((hyper, app))
+    marker = tmp_path / "handled-in-child"
+
+    @hyper.receiver(topic)
+    def mark(sender, message):
+        if os.getpid() != parent_pid:
+            marker.write_text(str(os.getpid()))
+
+    parent_pid = os.getpid()
+    (parent_thread,) = hyper.start_consumers(app)
+    wait_for(parent_thread.is_polling)
+
+    # Fork while the parent's consumer polls: the child must neither use nor
+    # destroy the inherited client.
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            # Another group, so the child's consumer gets every message.
+            (child_thread,) = hyper.start_consumers(app, group_id=f"{topic}-child")
+            code = 2 if child_thread is parent_thread else code
+            with app.app_context():
+                hyper.publish(topic, {"n": 1}, wait=True, timeout=20)
+            wait_for(marker.exists, timeout=30)
+            hyper.shutdown(app, timeout=10)
+            code = 0 if code == 1 else code
+        finally:
+            os._exit(code)
+
+    _, status = os.waitpid(pid, 0)
+    hyper.stop_consumers(app, timeout=20)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert marker.read_text() == str(pid)
