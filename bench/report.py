@@ -145,7 +145,7 @@ keep-alive connection to a flask-hyper service under gunicorn; each mutation pub
 send time, and a second process (`flask hyper consume`) records the receive time in its
 receiver. Producer `linger.ms={data['linger_ms']}`, because EndToEndLatency also sends one record and
 waits for it before the next. EndToEndLatency (Kafka's Java tool, `acks=all`, one record in flight at a time) on the
-same broker is the floor: it has no HTTP hop and no Python.
+same broker is the floor: it has no HTTP hop and no Python, and it reports whole milliseconds.
 
 | Path | p50 ms | p99 ms | max ms |
 | --- | ---: | ---: | ---: |
