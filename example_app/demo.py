@@ -1,13 +1,13 @@
 """Run the example system on Kafka and show one chain of events per request.
 
 ``python -m example_app.demo`` (or ``make demo``) starts a broker (see
-:mod:`example_app.broker`), creates the topics, starts an SMTP server and the
-three services under gunicorn with 2 workers each, sends ``createUser``
-requests over HTTP and prints each step as it happens: the users service's
-response, each welcome mail as the SMTP server receives it, and each
-notification read back from the notifier, all tagged with the correlation id
-sent as ``X-Request-ID``. It then keeps running until Ctrl-C or SIGTERM, or
-exits at once with ``--once``. Everything it started is stopped on exit.
+:mod:`example_app.broker`), creates the topics, and starts an SMTP server and
+the three services under gunicorn with 2 workers each. It then sends
+``createUser`` requests over HTTP and prints each step as it happens: the
+users service's response, each welcome mail as the SMTP server receives it,
+and each notification read back from the notifier. Every line carries the
+correlation id sent as ``X-Request-ID``. The demo keeps running until Ctrl-C
+or SIGTERM, or exits at once with ``--once``, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from flask_hyper.devbroker import DevBrokerError
+
 from . import client, launcher
-from .broker import open_broker
+from .broker import open_broker, touch_topics
 from .ports import free_ports
+from .settings import BOOTSTRAP_ENV, DEFAULT_MAIL_SENT, DEFAULT_USER_CREATED
 from .smtp_server import MailSink, ReceivedMail
 
 USERS = [
@@ -77,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     say = Output()
     try:
         with ExitStack() as cleanup:
+            # Callbacks run last-in first-out, so this line comes after every stop.
+            cleanup.callback(say, "stopped everything the demo started")
             complete = _run(say, cleanup, once=args.once)
-            say("stopping everything the demo started ...")
-        say("stopped")
     except KeyboardInterrupt:
-        say("stopped")
         return 130
-    except launcher.ServiceError as exc:
+    # ServiceError and a failed metadata request are RuntimeErrors.
+    except (RuntimeError, DevBrokerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0 if complete else 1
@@ -131,7 +134,8 @@ def _run(say: Output, cleanup: ExitStack, *, once: bool) -> bool:
 
 def _create_topics(say: Output, can_create: bool, env: dict[str, str]) -> None:
     if not can_create:
-        say("topics: not created, the embedded broker creates each topic on first use (4 partitions)")
+        for line in touch_topics(env[BOOTSTRAP_ENV], [DEFAULT_USER_CREATED, DEFAULT_MAIL_SENT]):
+            say(f"topics: {line}")
         return
     for line in launcher.create_topics(env).splitlines():
         say(f"topics: {line}")
@@ -148,6 +152,7 @@ def _start_services(
         services.append(service)
         say(f"{name}: gunicorn with {launcher.WORKERS} workers on {service.base_url}, log {service.log_file}")
 
+    cleanup.callback(say, "stopping the services, the SMTP server and the broker ...")
     launcher.wait_ready(services, READY_TIMEOUT_SECONDS)
     say("ready: every service returns 200 on /readyz")
     return services

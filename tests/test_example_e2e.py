@@ -45,23 +45,11 @@ def test_example_chain_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
     sink = MailSink().start()
     services: list[launcher.ServiceProcess] = []
     try:
-        envs = {
-            name: launcher.service_env(
-                bootstrap_servers=kafka_bootstrap,
-                db_dir=tmp_path,
-                service=name,
-                smtp_port=sink.port,
-                prefix=prefix,
-            )
-            for name in launcher.SERVICES
-        }
+        envs = _environments(kafka_bootstrap, tmp_path, launcher.SERVICES, sink.port, prefix)
         topics_output = launcher.create_topics(envs["users"])
         assert f"{prefix}{DEFAULT_USER_CREATED}: created" in topics_output
         assert f"{prefix}{DEFAULT_MAIL_SENT}.dlt: created" in topics_output
-
-        for (name, env), port in zip(envs.items(), free_ports(len(envs))):
-            services.append(launcher.start_service(name, port, env, tmp_path))
-        launcher.wait_ready(services, READY_TIMEOUT_SECONDS)
+        _start_services(envs, tmp_path, services)
         urls = {service.name: service.graphql_url for service in services}
 
         run = uuid.uuid4().hex[:8]
@@ -87,6 +75,62 @@ def test_example_chain_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
 
     for service in services:
         assert service.process.returncode == 0, f"{service.name} exit code, log:\n{service.log_tail()}"
+
+
+def test_mailer_dead_letters_smtp_failure(kafka_bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}."
+    # Nothing listens on this port, so every SMTP connection is refused.
+    closed_smtp_port = free_ports(1)[0]
+    services: list[launcher.ServiceProcess] = []
+    try:
+        envs = _environments(kafka_bootstrap, tmp_path, ["users", "mailer"], closed_smtp_port, prefix)
+        launcher.create_topics(envs["users"])
+        _start_services(envs, tmp_path, services)
+        urls = {service.name: service.graphql_url for service in services}
+
+        request_id = f"e2e-{uuid.uuid4().hex[:8]}-smtp-down"
+        email, name = VALID_USERS[0]
+        response = client.execute(urls["users"], CREATE_USER, {"email": email, "name": name}, request_id=request_id)
+        assert response.status == 200, response.body
+        user_id = response.data["createUser"]["id"]
+
+        dead_letters = _read_topic(kafka_bootstrap, f"{prefix}{DEFAULT_USER_CREATED}.dlt", at_least=1, timeout=60)
+        assert len(dead_letters) == 1, dead_letters
+        key, headers = dead_letters[0]
+        assert key == user_id
+        assert headers["ce_correlationid"].decode() == request_id
+        assert headers["hyper-dlt-reason"] == b"receiver-failed"
+        assert headers["hyper-dlt-attempts"] == b"3"
+        assert headers["hyper-dlt-exception-type"].decode().endswith("ConnectionRefusedError")
+        assert headers["hyper-dlt-original-topic"].decode() == prefix + DEFAULT_USER_CREATED
+
+        assert _read_topic(kafka_bootstrap, prefix + DEFAULT_MAIL_SENT) == []
+        assert _query(urls["mailer"], SENT_MAILS)["sentMails"] == []
+    finally:
+        launcher.stop_services(services)
+
+
+# -- services ---------------------------------------------------------------
+
+
+def _environments(
+    bootstrap: str, tmp_path: Path, names: list[str] | tuple[str, ...], smtp_port: int, prefix: str
+) -> dict[str, dict[str, str]]:
+    return {
+        name: launcher.service_env(
+            bootstrap_servers=bootstrap, db_dir=tmp_path, service=name, smtp_port=smtp_port, prefix=prefix
+        )
+        for name in names
+    }
+
+
+def _start_services(
+    envs: dict[str, dict[str, str]], tmp_path: Path, services: list[launcher.ServiceProcess]
+) -> None:
+    """Start each service into ``services``, which the caller stops, and wait until all are ready."""
+    for (name, env), port in zip(envs.items(), free_ports(len(envs))):
+        services.append(launcher.start_service(name, port, env, tmp_path))
+    launcher.wait_ready(services, READY_TIMEOUT_SECONDS)
 
 
 # -- requests ---------------------------------------------------------------
@@ -173,17 +217,24 @@ def _check_topic(bootstrap: str, topic: str, users: dict[str, dict[str, str]], i
     assert keys == sorted(user["id"] for user in users.values())
 
 
-def _read_topic(bootstrap: str, topic: str) -> list[tuple[str, dict[str, bytes]]]:
-    """Return (key, headers) of every message in ``topic``, read up to the high watermarks."""
+def _read_topic(bootstrap: str, topic: str, at_least: int = 0, timeout: float = 30.0) -> list[tuple[str, dict[str, bytes]]]:
+    """Return (key, headers) of every message in ``topic``, read up to the high watermarks.
+
+    Waits up to ``timeout`` seconds for the topic to contain ``at_least`` messages.
+    """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-reader-{uuid.uuid4().hex}",
                          "enable.auto.commit": False})
     try:
         partitions = [TopicPartition(topic, p, 0) for p in range(TOPIC_PARTITIONS)]
-        expected = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
+        deadline = time.monotonic() + timeout
+        expected = _message_count(consumer, partitions)
+        while expected < at_least and time.monotonic() < deadline:
+            time.sleep(0.5)
+            expected = _message_count(consumer, partitions)
+
         consumer.assign(partitions)
         messages = []
-        deadline = time.monotonic() + 30
-        while len(messages) < expected and time.monotonic() < deadline:
+        while len(messages) < expected and time.monotonic() < deadline + timeout:
             message = consumer.poll(1.0)
             if message is None or message.error():
                 continue
@@ -192,6 +243,10 @@ def _read_topic(bootstrap: str, topic: str) -> list[tuple[str, dict[str, bytes]]
         return messages
     finally:
         consumer.close()
+
+
+def _message_count(consumer: Consumer, partitions: list[TopicPartition]) -> int:
+    return sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
 
 
 # -- waiting ----------------------------------------------------------------
