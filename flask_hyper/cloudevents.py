@@ -8,9 +8,11 @@ across services.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import time
 import uuid
-from datetime import datetime, timezone
 from typing import Mapping
 
 from flask import g, has_app_context, has_request_context, request
@@ -21,6 +23,28 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _G_CORRELATION = "_hyper_correlation_id"
+_SPEC_VERSION_BYTES = SPEC_VERSION.encode()
+
+# Message ids are a random per-process prefix and a counter: unique like
+# uuid4 without a system call per message, which costs a third of the
+# publish time under load. The prefix is drawn again in a forked child.
+_id_prefix = ""
+_id_counter = itertools.count()
+
+
+def new_message_id() -> str:
+    """Return a new 32-hex-digit message id, unique across processes."""
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def _reset_message_ids() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count()
+
+
+_reset_message_ids()
+os.register_at_fork(after_in_child=_reset_message_ids)
 
 
 def build_headers(
@@ -37,7 +61,7 @@ def build_headers(
     Headers in ``extra`` come last and may not replace the CloudEvents ones.
     """
     headers = [
-        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_specversion", _SPEC_VERSION_BYTES),
         ("ce_id", message_id.encode()),
         ("ce_source", source.encode()),
         ("ce_type", event_type.encode()),
@@ -45,7 +69,10 @@ def build_headers(
         ("content-type", content_type.encode()),
         (CORRELATION_HEADER, correlation_id.encode()),
     ]
-    for name, value in (extra or {}).items():
+    if not extra:
+        return headers
+
+    for name, value in extra.items():
         if name.startswith("ce_") or name == "content-type":
             raise ValueError(
                 f"header {name!r} is set by flask-hyper: pass type= to publish() to set"
@@ -88,5 +115,16 @@ def _from_request() -> str | None:
     return match.group(1) if match else None
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Return the current UTC time as RFC 3339 with milliseconds."""
+    global _second_cache
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _second_cache
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_cache = (second, prefix)
+    return f"{prefix}.{int((now - second) * 1000):03d}Z"

@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 import weakref
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -16,7 +15,7 @@ from flask import Flask, Request, current_app, has_app_context
 from graphql import GraphQLSchema
 
 from . import signals
-from .cloudevents import build_headers, current_correlation_id
+from .cloudevents import build_headers, current_correlation_id, new_message_id
 from .config import Settings, load_settings
 from .consumer import ConsumerThread
 from .graphql import graphql_view
@@ -60,6 +59,8 @@ class _AppState:
     def _on_delivery(self, handle: DeliveryHandle) -> None:
         if handle.error is None:
             self.stats.incr("published")
+            if not signals.message_published.receivers:
+                return
             signals.message_published.send(
                 self.app,
                 topic=handle.topic,
@@ -191,7 +192,7 @@ class HyperService:
         """
         state = _state(app)
         data, content_type = state.serializer.dumps(value)
-        message_id = uuid.uuid4().hex
+        message_id = new_message_id()
         all_headers = build_headers(
             message_id=message_id,
             source=state.settings.service_name,

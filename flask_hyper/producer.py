@@ -32,6 +32,14 @@ _inherited_clients: list[Any] = []
 
 DeliveryListener = Callable[["DeliveryHandle"], None]
 
+# Guards the hand-over between a delivery report and a waiter. One lock for
+# all handles, because creating an Event per message halves publish speed.
+_completion_lock = threading.Lock()
+
+# This process's id, refreshed in a forked child: os.getpid() per publish
+# is a system call.
+_process_pid = os.getpid()
+
 
 class DeliveryHandle:
     """The outcome of one published message, completed by its delivery report.
@@ -40,7 +48,7 @@ class DeliveryHandle:
     message; ``error`` is set when it was not delivered.
     """
 
-    __slots__ = ("topic", "message_id", "partition", "offset", "error", "_done", "_listener")
+    __slots__ = ("topic", "message_id", "partition", "offset", "error", "_done", "_event", "_listener")
 
     def __init__(self, topic: str, message_id: str, listener: DeliveryListener | None) -> None:
         self.topic = topic
@@ -48,12 +56,13 @@ class DeliveryHandle:
         self.partition: int | None = None
         self.offset: int | None = None
         self.error: KafkaError | None = None
-        self._done = threading.Event()
+        self._done = False
+        self._event: threading.Event | None = None
         self._listener = listener
 
     def done(self) -> bool:
         """Return whether the delivery report arrived."""
-        return self._done.is_set()
+        return self._done
 
     def wait(self, timeout: float | None = None) -> "DeliveryHandle":
         """Block until the broker acknowledged the message and return this handle.
@@ -61,7 +70,7 @@ class DeliveryHandle:
         Raises :class:`PublishTimeout` when no delivery report arrives within
         ``timeout`` seconds and :class:`PublishError` when delivery failed.
         """
-        if not self._done.wait(timeout):
+        if not self._wait_for_report(timeout):
             raise PublishTimeout(
                 f"message {self.message_id} to topic {self.topic!r} was not acknowledged"
                 f" within {timeout} s: check that the brokers are reachable, or wait longer",
@@ -76,13 +85,26 @@ class DeliveryHandle:
             )
         return self
 
+    def _wait_for_report(self, timeout: float | None) -> bool:
+        with _completion_lock:
+            if self._done:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
     def _on_delivery(self, error: KafkaError | None, message: confluent_kafka.Message) -> None:
         if error is None:
             self.partition = message.partition()
             self.offset = message.offset()
         else:
             self.error = error
-        self._done.set()
+        with _completion_lock:
+            self._done = True
+            event = self._event
+        if event is not None:
+            event.set()
         if self._listener is not None:
             self._listener(self)
 
@@ -185,6 +207,9 @@ class KafkaProducer:
         return remaining
 
     def _client_for_this_process(self) -> Any:
+        client = self._client
+        if client is not None and self._pid == _process_pid:
+            return client
         with self._lock:
             if self._pid != os.getpid():
                 self._forget_inherited_client()
@@ -272,6 +297,8 @@ def keep_inherited_client(client: Any) -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _process_pid
+    _process_pid = os.getpid()
     for producer in list(_producers):
         producer._lock = threading.Lock()
         producer._forget_inherited_client()

@@ -33,14 +33,18 @@ class JsonSerializer:
     def __init__(self, *, default: Any = str, sort_keys: bool = False) -> None:
         self.default = default
         self.sort_keys = sort_keys
+        # One encoder for every message: json.dumps builds a new one per call
+        # whenever an option differs from its defaults.
+        self._encode = json.JSONEncoder(
+            default=default, sort_keys=sort_keys, separators=(",", ":")
+        ).encode
 
     def dumps(self, value: Any) -> tuple[bytes, str]:
         if isinstance(value, bytes):
             return value, BINARY_CONTENT_TYPE
         if isinstance(value, str):
             return value.encode("utf-8"), TEXT_CONTENT_TYPE
-        text = json.dumps(value, default=self.default, sort_keys=self.sort_keys, separators=(",", ":"))
-        return text.encode("utf-8"), JSON_CONTENT_TYPE
+        return self._encode(value).encode("utf-8"), JSON_CONTENT_TYPE
 
     def loads(self, data: bytes, content_type: str | None) -> Any:
         media_type = (content_type or JSON_CONTENT_TYPE).split(";")[0].strip().lower()
