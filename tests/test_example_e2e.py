@@ -1,8 +1,11 @@
-"""End to end: the example services under gunicorn on a real broker, with a real SMTP server.
+"""End to end: the example services on a real broker, with a real SMTP server.
 
-One run of the demo's flow: three createUser requests and one with an invalid
-e-mail address go to the users service over HTTP; the test then follows each
-chain through Kafka, the SMTP server and the notifier's GraphQL API.
+The main test runs the demo's flow with every service under gunicorn: three
+createUser requests and one with an invalid e-mail address go to the users
+service over HTTP, and the test follows each chain through Kafka, the SMTP
+server and the notifier's GraphQL API. The others cover the mailer's dead
+letters when SMTP fails and the receivers' handling of redelivered messages.
+Each test uses topics and consumer groups of its own prefix.
 """
 
 from __future__ import annotations
@@ -10,15 +13,24 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from flask import Flask
 
-from example_app import client, launcher
+import example_app.mailer
+import example_app.notifier
+from example_app import client, launcher, settings
+from example_app.mailer import receivers as mailer_receivers
+from example_app.notifier import receivers as notifier_receivers
 from example_app.ports import free_ports
 from example_app.settings import DEFAULT_MAIL_SENT, DEFAULT_USER_CREATED, TOPIC_PARTITIONS
 from example_app.smtp_server import MailSink, ReceivedMail
+from flask_hyper import PublishError
+from flask_hyper.cloudevents import bind_correlation_id
+from flask_hyper.topics import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -110,6 +122,58 @@ def test_mailer_dead_letters_smtp_failure(kafka_bootstrap: str, tmp_path: Path) 
         launcher.stop_services(services)
 
 
+def test_receivers_skip_redelivered_messages(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}."
+    sink = MailSink().start()
+    apps = []
+    try:
+        env = launcher.service_env(
+            bootstrap_servers=kafka_bootstrap, db_dir=tmp_path, service="mailer", smtp_port=sink.port, prefix=prefix, base={}
+        )
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        mailer = example_app.mailer.create_app()
+        monkeypatch.setenv(settings.DB_PATH_ENV, str(tmp_path / "notifier.sqlite3"))
+        notifier = example_app.notifier.create_app()
+        apps = [mailer, notifier]
+        create_topics(mailer.extensions["hyper"].settings)
+
+        first = _user_created(prefix, "ada@example.com", "c-first")
+        for _ in range(2):
+            _deliver(mailer, mailer_receivers.on_user_created, first)
+            _deliver(notifier, notifier_receivers.on_user_created, first)
+        assert [mail.correlation_id for mail in sink.mails()] == ["c-first"]
+        notifications = _query_app(notifier, NOTIFICATIONS)["notifications"]
+        assert [n["correlationId"] for n in notifications] == ["c-first"]
+
+        # The SMTP server accepts the mail, then publishing mail.sent fails once:
+        # the redelivered message publishes mail.sent without a second mail.
+        second = _user_created(prefix, "grace@example.com", "c-second")
+        real_publish = mailer_receivers.publish
+        failures = iter([PublishError("broker unreachable", topic=prefix + DEFAULT_MAIL_SENT)])
+
+        def publish_failing_once(*args: Any, **kwargs: Any) -> Any:
+            for error in failures:
+                raise error
+            return real_publish(*args, **kwargs)
+
+        monkeypatch.setattr(mailer_receivers, "publish", publish_failing_once)
+        with pytest.raises(PublishError):
+            _deliver(mailer, mailer_receivers.on_user_created, second)
+        _deliver(mailer, mailer_receivers.on_user_created, second)
+        _deliver(mailer, mailer_receivers.on_user_created, second)
+
+        assert [mail.correlation_id for mail in sink.mails()] == ["c-first", "c-second"]
+        mail_sent = _read_topic(kafka_bootstrap, prefix + DEFAULT_MAIL_SENT, at_least=2)
+        assert sorted(headers["ce_correlationid"].decode() for _, headers in mail_sent) == ["c-first", "c-second"]
+    finally:
+        for app in apps:
+            app.extensions["hyper"].service.shutdown(app)
+        sink.stop()
+
+
 # -- services ---------------------------------------------------------------
 
 
@@ -131,6 +195,38 @@ def _start_services(
     for (name, env), port in zip(envs.items(), free_ports(len(envs))):
         services.append(launcher.start_service(name, port, env, tmp_path))
     launcher.wait_ready(services, READY_TIMEOUT_SECONDS)
+
+
+def _user_created(prefix: str, email: str, correlation_id: str) -> Any:
+    """Return a stand-in for a consumed user.created :class:`Message`.
+
+    It has the public attributes receivers read, so the test does not depend
+    on how the consumer builds messages.
+    """
+    user = {"id": uuid.uuid4().hex, "email": email, "name": email.split("@")[0], "createdAt": "2024-01-01T00:00:00Z"}
+    return SimpleNamespace(
+        topic=prefix + DEFAULT_USER_CREATED,
+        partition=0,
+        offset=0,
+        key=user["id"],
+        value=user,
+        id=uuid.uuid4().hex,
+        correlation_id=correlation_id,
+    )
+
+
+def _deliver(app: Flask, receiver: Callable[..., None], message: Any) -> None:
+    # As the dispatcher calls receivers: in an app context pushed for the
+    # call, publishing under the message's correlation id.
+    with app.app_context():
+        bind_correlation_id(message.correlation_id)
+        receiver(app, message=message)
+
+
+def _query_app(app: Flask, query: str) -> dict[str, Any]:
+    response = app.test_client().post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["data"]
 
 
 # -- requests ---------------------------------------------------------------
