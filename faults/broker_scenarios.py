@@ -8,9 +8,10 @@ import time
 
 from flask_hyper.devbroker import Cluster
 
-from .kafkatools import partition_leader
+from .kafkatools import group_coordinator, partition_leader
 from .ledger import ACKED, HANDLED
 from .load import ERROR, NO_ANSWER, OK, LoadGenerator, Outcomes, publish_batch
+from .procs import http_status
 from .stage import Result, Stage, progress, wait_until
 from .tally import count
 
@@ -68,7 +69,9 @@ def leader_loss(stage: Stage, cluster: Cluster) -> Result:
     result = Result(
         2, "Leader loss in a three-node cluster (RF 3, min.insync.replicas 2)",
         "With acks=all and two in-sync replicas left, publishing and consuming continue after the"
-        " partition leader is killed with SIGKILL, and no acknowledged event is lost.",
+        " partition leader is killed with SIGKILL, and no acknowledged event is lost. When the killed"
+        " node also coordinated the consumer group, the members lose their partitions until a new"
+        " coordinator takes over, and the new owners handle uncommitted events again (duplicates).",
     )
     stage.create_topics(partitions=3, replication=3, config={"min.insync.replicas": "2"})
     env = stage.env(FAULTS_PUBLISH_TIMEOUT="10")
@@ -81,6 +84,7 @@ def leader_loss(stage: Stage, cluster: Cluster) -> Result:
     ).start()
     time.sleep(8)
     leader = partition_leader(stage.bootstrap, stage.topic, 0)
+    coordinator = group_coordinator(stage.bootstrap, stage.group)
     progress(f"scenario 2: SIGKILL node {leader}, leader of {stage.topic}[0]")
     killed_at = time.time()
     cluster.kill_node(leader, signal.SIGKILL)
@@ -97,6 +101,7 @@ def leader_loss(stage: Stage, cluster: Cluster) -> Result:
     acked_after = sum(1 for seq in acknowledged if outcomes.answered_at[seq] > killed_at)
     handled_after = sum(1 for row in rows if row.kind == HANDLED and row.end > killed_at)
     result.fact("killed node / new leader of partition 0", f"{leader} / {new_leader}")
+    result.fact("group coordinator before the kill", f"node {coordinator}")
     result.fact("events acknowledged / handled after the kill", f"{acked_after} / {handled_after}")
     result.fact("mutations answered with an error / without answer", f"{len(outcomes.seqs(ERROR))} / {len(outcomes.seqs(NO_ANSWER))}")
     result.fact("error answers, by message", _top_errors(outcomes))
@@ -122,7 +127,7 @@ def _wait_new_leader(stage: Stage, old: int) -> str:
     return str(found[0]) if wait_until(elected, 30, pause=0.5) else "none within 30 s"
 
 
-def broker_down_at_shutdown(stage: Stage, cluster: Cluster, graceful_timeout: float = 10.0) -> Result:
+def broker_down_at_shutdown(stage: Stage, cluster: Cluster, graceful_timeout: int = 10) -> Result:
     """Scenario 6: fire-and-forget events queued while the broker is down, then SIGTERM gunicorn."""
     result = Result(
         6, "Broker down at shutdown",
@@ -135,6 +140,7 @@ def broker_down_at_shutdown(stage: Stage, cluster: Cluster, graceful_timeout: fl
             " never got one: they are 'not acknowledged', not lost, and the workers' 'not delivered'"
             " log lines must account for every one of them.",
         ],
+        acknowledged_label="acknowledged by the broker (delivery report)",
     )
     stage.create_topics(partitions=2)
     env = stage.env()
@@ -147,7 +153,7 @@ def broker_down_at_shutdown(stage: Stage, cluster: Cluster, graceful_timeout: fl
     progress("scenario 6: stopping the broker, then 200 more fire-and-forget events")
     cluster.stop_node(1)
     second = _fire_and_forget(port, stage, outcomes, 200)
-    time.sleep(1)
+    readiness = http_status(port, "/readyz")
 
     progress(f"scenario 6: SIGTERM gunicorn (graceful_timeout {graceful_timeout:.0f} s)")
     seconds = stage.stop_process(master, signal.SIGTERM, result)
@@ -158,12 +164,15 @@ def broker_down_at_shutdown(stage: Stage, cluster: Cluster, graceful_timeout: fl
     not_delivered = sum(int(n) for n in _NOT_DELIVERED.findall(master.log_text()))
     queued_unacked = len((first | second) - acknowledged)
     timeouts = master.log_text().count("WORKER TIMEOUT")
+    result.fact("/readyz status with the broker down", readiness)
     result.fact("seconds from SIGTERM to gunicorn exit", f"{seconds:.1f}")
     result.fact("events queued before / after the broker stopped", f"{len(first)} / {len(second)}")
     result.fact("queued events never acknowledged", queued_unacked)
     result.fact("'not delivered' total in the workers' log lines", not_delivered)
     result.fact("WORKER TIMEOUT lines (worker killed by the master)", timeouts)
+    result.fact("consumers that overran their stop budget (log lines)", master.log_text().count("did not stop within"))
     result.check(seconds < graceful_timeout, f"gunicorn took {seconds:.1f} s to exit, graceful_timeout is {graceful_timeout:.0f} s")
+    result.check(readiness == 503, f"/readyz answered {readiness} with the broker down, expected 503")
     result.check(timeouts == 0, "the master had to kill a worker")
     result.check(not_delivered == queued_unacked, f"workers logged {not_delivered} undelivered events, {queued_unacked} were never acknowledged")
     result.check(first <= acknowledged, "events published with the broker up were not all acknowledged")

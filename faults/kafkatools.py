@@ -40,6 +40,14 @@ def partition_leader(bootstrap: str, topic: str, partition: int) -> int:
     return metadata.topics[topic].partitions[partition].leader
 
 
+def group_coordinator(bootstrap: str, group: str) -> int:
+    """Return the node id that coordinates consumer group ``group`` now."""
+    # The client must outlive the future: a destroyed client never completes it.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.describe_consumer_groups([group], request_timeout=20)
+    return futures[group].result(30).coordinator.id
+
+
 class RawProducer:
     """Produces bytes as given, bypassing flask-hyper's serializer, and records acknowledgements."""
 

@@ -1,9 +1,9 @@
 """An append-only record of what each process did with each message, surviving SIGKILL.
 
 Every process writes its own file, ``<role>-<pid>.tsv``, in the ledger folder.
-Each row is one line written by one ``write()`` call on a line-buffered file,
-so a row is in the kernel's page cache as soon as the call returns, and a
-process killed with SIGKILL loses at most the row it was building. The
+Each row is one line written by one ``write()`` call on a line-buffered
+file, so a row is in the kernel's page cache as soon as the call returns. A
+process killed with SIGKILL loses at most the row it was building, and the
 reader skips a truncated last line.
 """
 

@@ -1,10 +1,11 @@
-"""GraphQL load against the fault-test service, recording what each event's caller was told."""
+"""GraphQL load against the fault-test service, recording the response each event got."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 import urllib.error
@@ -19,16 +20,19 @@ PUBLISH_BATCH = (
     " { publishBatch(seqs: $seqs, fail: $fail, wait: $wait) { seq ok error } }"
 )
 
-#: The service answered ok: acknowledged by the broker (or queued, for fire-and-forget).
+#: The service returned ok: acknowledged by the broker (or queued, for fire-and-forget).
 OK = "ok"
-#: The service answered with an error for the event.
+#: The service returned an error for the event.
 ERROR = "error"
 #: The HTTP request failed: connection refused or reset, timeout, non-200 status.
 NO_ANSWER = "no answer"
 
+# Message ids make every error text unique: they are masked to group errors.
+_MESSAGE_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
 
 class Outcomes:
-    """What the caller was told about each attempted event id; safe to share between threads."""
+    """The response each attempted event id got; safe to share between threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -41,7 +45,7 @@ class Outcomes:
             self.by_seq[seq] = outcome
             self.answered_at[seq] = time.time()
             if outcome != OK:
-                key = f"{outcome}: {detail[:90]}"
+                key = f"{outcome}: {_MESSAGE_ID.sub('<id>', detail)[:160]}"
                 self.errors[key] = self.errors.get(key, 0) + 1
 
     def seqs(self, outcome: str | None = None) -> set[int]:
@@ -143,7 +147,7 @@ class LoadGenerator:
         return self
 
     def stop(self) -> None:
-        """Stop sending and wait for the requests in flight to be answered."""
+        """Stop sending and wait for the responses to the requests in flight."""
         self._stop.set()
         for thread in self._threads:
             thread.join(self.request_timeout + 5)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    name: str, env: dict[str, str], log_file: Path, port: int, graceful_timeout: float = 30
+    name: str, env: dict[str, str], log_file: Path, port: int, graceful_timeout: int = 30
 ) -> ManagedProcess:
     """Start gunicorn with flask-hyper's config and two sync workers on ``port``."""
     command = [
@@ -115,7 +116,7 @@ def start_consume(name: str, env: dict[str, str], log_file: Path) -> ManagedProc
 
 
 def wait_http_ok(port: int, path: str, timeout: float) -> None:
-    """Wait until ``GET path`` answers 200, or raise TimeoutError naming the port."""
+    """Wait until ``GET path`` responds 200, or raise TimeoutError naming the port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -125,7 +126,18 @@ def wait_http_ok(port: int, path: str, timeout: float) -> None:
         except OSError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"http://127.0.0.1:{port}{path} did not answer 200 within {timeout} s")
+    raise TimeoutError(f"http://127.0.0.1:{port}{path} did not respond 200 within {timeout} s: see the process log")
+
+
+def http_status(port: int, path: str, timeout: float = 10.0) -> int | None:
+    """Return the status code of ``GET path``, or None when the request failed."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
 
 
 def children(pid: int) -> list[int]:

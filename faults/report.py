@@ -87,7 +87,7 @@ def _scenario(result: Result) -> list[str]:
     if c is not None:
         lines += [
             f"| attempted | {c.attempted} |",
-            f"| acknowledged to the caller | {c.acknowledged} |",
+            f"| {result.acknowledged_label} | {c.acknowledged} |",
             f"| not acknowledged | {c.not_acknowledged} |",
             f"| handled by receivers (distinct ids) | {c.handled} |",
             f"| duplicates (handlings beyond the first) | {c.duplicates} |",

@@ -59,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         kafka_version = _run_on_cluster(1, [n for n in SINGLE_NODE if n in options.only], run_dir, run_id, seqs, results)
         _run_on_cluster(3, [n for n in THREE_NODE if n in options.only], run_dir, run_id, seqs, results)
     finally:
+        # Each scenario stops its own processes: any still alive here is a
+        # failure to report, then killed so nothing outlives the run.
+        unstopped = [f"{p.pid} {p.name} (still running after its scenario)" for p in procs.STARTED if p.alive()]
         procs.stop_all()
 
-    leftovers = procs.leftovers(f"faults-{run_id}")
+    leftovers = unstopped + procs.leftovers(f"faults-{run_id}")
     leftovers += _kafka_leftovers(run_dir)
     report = procs.ROOT / "FAULTS.md" if options.only == set(TITLES) else run_dir / "FAULTS.md"
     write_report(
@@ -125,8 +128,9 @@ def _run_one(number: int, stage: Stage, cluster: Cluster) -> Result:
             process.kill_group()
     result.seconds = time.monotonic() - started
 
-    verdict = "pass" if result.passed else "FAIL: " + "; ".join(result.problems + (result.counts.problems if result.counts else []))
     counts = result.counts
+    problems = result.problems + (counts.problems if counts else [])
+    verdict = "pass" if result.passed else "FAIL: " + "; ".join(problems)
     if counts is not None:
         progress(
             f"scenario {number}: attempted {counts.attempted}, acknowledged {counts.acknowledged},"

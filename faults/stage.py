@@ -1,4 +1,4 @@
-"""What every scenario shares: its folder, topic, group, processes, waits and result."""
+"""The parts every scenario shares: its folder, topic, group, processes, waits and result."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 90.0
 #: Bound of every wait for a process to exit after SIGTERM, in seconds.
 EXIT_TIMEOUT = 45.0
-#: Bound of a gunicorn start until /healthz answers, in seconds.
+#: Bound of a gunicorn start until /healthz responds, in seconds.
 BOOT_TIMEOUT = 60.0
 
 _started = time.monotonic()
@@ -44,6 +44,7 @@ class Result:
     problems: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    acknowledged_label: str = "acknowledged to the caller"
 
     def fact(self, name: str, value: object) -> None:
         self.facts.append((name, str(value)))
@@ -89,7 +90,7 @@ class Stage:
             **settings,
         }
 
-    def gunicorn(self, label: str, env: dict[str, str], graceful_timeout: float = 30) -> tuple[ManagedProcess, int]:
+    def gunicorn(self, label: str, env: dict[str, str], graceful_timeout: int = 30) -> tuple[ManagedProcess, int]:
         """Start gunicorn, wait until it serves /healthz, and return it with its port."""
         port = free_port()
         master = start_gunicorn(f"{self.group}-{label}", env, self.dir / f"{label}.log", port, graceful_timeout)
