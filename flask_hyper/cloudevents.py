@@ -8,12 +8,13 @@ across services.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import os
 import re
 import time
 import uuid
-from typing import Mapping
+from typing import Mapping, Protocol
 
 from flask import g, has_app_context, has_request_context, request
 
@@ -23,11 +24,25 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _G_CORRELATION = "_hyper_correlation_id"
+
+
+class HasCorrelationId(Protocol):
+    """Anything with a ``correlation_id``, such as a consumed message."""
+
+    @property
+    def correlation_id(self) -> str | None: ...
+
+
+# The message whose receivers run on this thread (each thread has its own
+# context, so consumer threads never see each other's message).
+_handled_message: contextvars.ContextVar[HasCorrelationId | None] = contextvars.ContextVar(
+    "hyper_handled_message", default=None
+)
 _SPEC_VERSION_BYTES = SPEC_VERSION.encode()
 
-# Message ids are a random per-process prefix and a counter: unique like
-# uuid4 without a system call per message, which costs a third of the
-# publish time under load. The prefix is drawn again in a forked child.
+# Message ids are a random per-process prefix and a counter. They are unique
+# like uuid4 but need no system call per message, which cost a third of the
+# publish time under load. A forked child draws a new prefix.
 _id_prefix = ""
 _id_counter = itertools.count()
 
@@ -96,15 +111,30 @@ def current_correlation_id() -> str:
     if existing:
         return existing
 
-    correlation_id = _from_request() if has_request_context() else None
+    correlation_id = _from_handled_message() or (_from_request() if has_request_context() else None)
     correlation_id = correlation_id or uuid.uuid4().hex
     setattr(g, _G_CORRELATION, correlation_id)
     return correlation_id
 
 
-def bind_correlation_id(correlation_id: str) -> None:
-    """Make ``correlation_id`` the id of what is published in this app context."""
-    setattr(g, _G_CORRELATION, correlation_id)
+def handling(message: "HasCorrelationId") -> contextvars.Token:
+    """Mark ``message`` as the one this thread's receivers handle now.
+
+    Returns the token that :func:`done_handling` takes. The correlation id is
+    read from the message only when a receiver publishes, so handling a
+    message costs no header lookup.
+    """
+    return _handled_message.set(message)
+
+
+def done_handling(token: contextvars.Token) -> None:
+    """Forget the message marked by :func:`handling`."""
+    _handled_message.reset(token)
+
+
+def _from_handled_message() -> str | None:
+    message = _handled_message.get()
+    return None if message is None else message.correlation_id
 
 
 def _from_request() -> str | None:

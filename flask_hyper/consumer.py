@@ -130,14 +130,12 @@ class ConsumerThread(threading.Thread):
         return confluent_kafka.Consumer(config)
 
     def _next_batch(self) -> list[confluent_kafka.Message]:
+        self._dispatcher.forget_receivers()
         if self._backlog:
             batch, self._backlog = self._backlog, []
         else:
             self.last_poll = time.monotonic()
-            batch = self._client.consume(
-                num_messages=self.settings.consumer_batch_size,
-                timeout=self.settings.consumer_poll_timeout,
-            )
+            batch = self._poll_batch()
             self.last_poll = time.monotonic()
 
         # Cleared only now: a revoke served inside consume() has already
@@ -147,6 +145,17 @@ class ConsumerThread(threading.Thread):
         # keep-alive polls, apply to the messages still in hand.
         self._revoked.clear()
         return batch
+
+    def _poll_batch(self) -> list[confluent_kafka.Message]:
+        # consume() with a timeout waits until the batch is full or the
+        # timeout passes, which would hold a lone message back for the whole
+        # timeout. So wait for the first message alone, then take what else
+        # librdkafka has already fetched without waiting.
+        first = self._client.poll(self.settings.consumer_poll_timeout)
+        if first is None or self.settings.consumer_batch_size == 1:
+            return [] if first is None else [first]
+        more = self._client.consume(num_messages=self.settings.consumer_batch_size - 1, timeout=0)
+        return [first, *more]
 
     def _handle_batch(self, batch: list[confluent_kafka.Message]) -> None:
         stored = False

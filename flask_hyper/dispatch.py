@@ -25,9 +25,9 @@ import confluent_kafka
 from flask import Flask
 
 from . import signals
-from .cloudevents import bind_correlation_id
+from .cloudevents import done_handling, handling
 from .errors import DeserializationError, PublishError
-from .message import Message, build_message, decode_headers
+from .message import Message, build_message
 
 if TYPE_CHECKING:
     from .extension import _AppState
@@ -66,25 +66,34 @@ class Dispatcher:
         self.state = state
         self.settings = state.settings
         self.wait = wait
+        self._receivers: dict[str, list[Callable[..., Any]]] = {}
+
+    def forget_receivers(self) -> None:
+        """Look receivers up again for the next messages.
+
+        The consumer calls this before each batch, so a receiver connected
+        while it runs is called from the next batch on.
+        """
+        self._receivers.clear()
 
     def dispatch(self, kafka_message: confluent_kafka.Message) -> Outcome:
         """Handle one message and return its :class:`Outcome`."""
         self.state.stats.incr("received")
-        headers = decode_headers(kafka_message)
         try:
-            message = build_message(kafka_message, headers, self.state.serializer)
+            message = build_message(kafka_message, self.state.serializer)
         except DeserializationError as exc:
             logger.error("undecodable message %s: %s", _position(kafka_message), exc)
             self.state.stats.incr("undecodable")
             return self._dead_letter(kafka_message, None, "undecodable", [], exc)
 
-        receivers = list(self.state.service.signal(message.topic).receivers_for(self.app))
+        receivers = self._receivers_of(message.topic)
         if not receivers:
             logger.warning("no receiver connected for %r, skipping %r", message.topic, message)
             self.state.stats.incr("unhandled")
             return Outcome.HANDLED
 
-        signals.message_received.send(self.app, message=message)
+        if signals.message_received.receivers:
+            signals.message_received.send(self.app, message=message)
         failures = []
         for receiver in receivers:
             failure = self._call_with_retries(receiver, message)
@@ -100,6 +109,13 @@ class Dispatcher:
             )
         self.state.stats.incr("handled")
         return Outcome.HANDLED
+
+    def _receivers_of(self, topic: str) -> list[Callable[..., Any]]:
+        receivers = self._receivers.get(topic)
+        if receivers is None:
+            receivers = list(self.state.service.signal(topic).receivers_for(self.app))
+            self._receivers[topic] = receivers
+        return receivers
 
     def _call_with_retries(self, receiver: Callable[..., Any], message: Message) -> _Failure | None:
         """Return None on success, a failure with attempts == 0 when abandoned."""
@@ -123,10 +139,12 @@ class Dispatcher:
             attempt += 1
 
     def _call_in_app_context(self, receiver: Callable[..., Any], message: Message) -> None:
-        with self.app.app_context():
-            if message.correlation_id:
-                bind_correlation_id(message.correlation_id)
-            receiver(self.app, message=message)
+        token = handling(message)
+        try:
+            with self.app.app_context():
+                receiver(self.app, message=message)
+        finally:
+            done_handling(token)
 
     def _report_failure(
         self, receiver: Callable[..., Any], message: Message, exc: Exception, attempt: int

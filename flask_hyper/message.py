@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import confluent_kafka
 
 from .cloudevents import CORRELATION_HEADER
 from .serializers import Serializer
 
+RawHeaders = Sequence[tuple[str, bytes | None]]
 
-@dataclasses.dataclass(frozen=True)
+
 class Message:
     """One consumed Kafka message, decoded.
 
@@ -21,75 +21,108 @@ class Message:
     ``id``, ``type``, ``source`` and ``correlation_id`` come from the
     CloudEvents headers and are ``None`` for messages published without them.
     ``raw`` is the value as it was on the wire.
+
+    Headers and the timestamp are decoded on first access, because most
+    receivers read only the value.
     """
 
-    topic: str
-    partition: int
-    offset: int
-    key: str | bytes | None
-    value: Any
-    headers: dict[str, str | bytes]
-    timestamp: datetime | None
-    raw: bytes | None
+    __slots__ = (
+        "topic",
+        "partition",
+        "offset",
+        "key",
+        "value",
+        "raw",
+        "raw_headers",
+        "_headers",
+        "_timestamp",
+    )
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: str | bytes | None,
+        value: Any,
+        raw: bytes | None,
+        raw_headers: RawHeaders,
+        timestamp: tuple[int, int] = (confluent_kafka.TIMESTAMP_NOT_AVAILABLE, 0),
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.raw = raw
+        self.raw_headers = raw_headers
+        self._headers: dict[str, str | bytes] | None = None
+        self._timestamp = timestamp
+
+    @property
+    def headers(self) -> dict[str, str | bytes]:
+        if self._headers is None:
+            self._headers = {name: _maybe_text(value) for name, value in self.raw_headers}
+        return self._headers
+
+    @property
+    def timestamp(self) -> datetime | None:
+        kind, millis = self._timestamp
+        if kind == confluent_kafka.TIMESTAMP_NOT_AVAILABLE:
+            return None
+        return datetime.fromtimestamp(millis / 1000.0, tz=timezone.utc)
 
     @property
     def id(self) -> str | None:
-        return _text(self.headers.get("ce_id"))
+        return header_text(self.raw_headers, "ce_id")
 
     @property
     def type(self) -> str | None:
-        return _text(self.headers.get("ce_type"))
+        return header_text(self.raw_headers, "ce_type")
 
     @property
     def source(self) -> str | None:
-        return _text(self.headers.get("ce_source"))
+        return header_text(self.raw_headers, "ce_source")
 
     @property
     def correlation_id(self) -> str | None:
-        return _text(self.headers.get(CORRELATION_HEADER))
+        return header_text(self.raw_headers, CORRELATION_HEADER)
 
     @property
     def content_type(self) -> str | None:
-        return _text(self.headers.get("content-type"))
+        return header_text(self.raw_headers, "content-type")
 
     def __repr__(self) -> str:
         return f"<Message {self.topic}[{self.partition}]@{self.offset} id={self.id}>"
 
 
-def decode_headers(kafka_message: confluent_kafka.Message) -> dict[str, str | bytes]:
-    """Return the message's headers as a dict, values decoded where UTF-8."""
-    decoded: dict[str, str | bytes] = {}
-    for name, value in kafka_message.headers() or ():
-        decoded[name] = _maybe_text(value)
-    return decoded
+def header_text(raw_headers: RawHeaders, name: str) -> str | None:
+    """Return the last value of header ``name`` as text, or ``None``."""
+    found = None
+    for header_name, value in raw_headers:
+        if header_name == name:
+            found = value
+    if isinstance(found, bytes):
+        return found.decode("utf-8", errors="replace")
+    return found
 
 
-def build_message(
-    kafka_message: confluent_kafka.Message,
-    headers: dict[str, str | bytes],
-    serializer: Serializer,
-) -> Message:
+def build_message(kafka_message: confluent_kafka.Message, serializer: Serializer) -> Message:
     """Decode a consumed message; raise DeserializationError for a bad value."""
     raw = kafka_message.value()
-    content_type = _text(headers.get("content-type"))
-    value = None if raw is None else serializer.loads(raw, content_type)
+    raw_headers = kafka_message.headers() or ()
+    value = None if raw is None else serializer.loads(raw, header_text(raw_headers, "content-type"))
     return Message(
         topic=kafka_message.topic(),
         partition=kafka_message.partition(),
         offset=kafka_message.offset(),
         key=_maybe_text(kafka_message.key()),
         value=value,
-        headers=headers,
-        timestamp=_timestamp(kafka_message),
         raw=raw,
+        raw_headers=raw_headers,
+        timestamp=kafka_message.timestamp(),
     )
-
-
-def _timestamp(kafka_message: confluent_kafka.Message) -> datetime | None:
-    kind, millis = kafka_message.timestamp()
-    if kind == confluent_kafka.TIMESTAMP_NOT_AVAILABLE:
-        return None
-    return datetime.fromtimestamp(millis / 1000.0, tz=timezone.utc)
 
 
 def _maybe_text(value: bytes | str | None) -> Any:
@@ -98,10 +131,4 @@ def _maybe_text(value: bytes | str | None) -> Any:
             return value.decode("utf-8")
         except UnicodeDecodeError:
             return value
-    return value
-
-
-def _text(value: str | bytes | None) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
     return value

@@ -33,11 +33,12 @@ class JsonSerializer:
     def __init__(self, *, default: Any = str, sort_keys: bool = False) -> None:
         self.default = default
         self.sort_keys = sort_keys
-        # One encoder for every message: json.dumps builds a new one per call
-        # whenever an option differs from its defaults.
+        # One encoder and decoder for every message: json.dumps builds a new
+        # encoder per call whenever an option differs from its defaults.
         self._encode = json.JSONEncoder(
             default=default, sort_keys=sort_keys, separators=(",", ":")
         ).encode
+        self._decode = json.JSONDecoder().decode
 
     def dumps(self, value: Any) -> tuple[bytes, str]:
         if isinstance(value, bytes):
@@ -50,7 +51,7 @@ class JsonSerializer:
         media_type = (content_type or JSON_CONTENT_TYPE).split(";")[0].strip().lower()
         try:
             if media_type == JSON_CONTENT_TYPE or media_type.endswith("+json"):
-                return json.loads(data)
+                return self._decode(data.decode("utf-8"))
             if media_type.startswith("text/"):
                 return data.decode("utf-8")
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

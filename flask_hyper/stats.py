@@ -9,8 +9,8 @@ class Stats:
     """Counters, one per outcome (``handled``, ``dead_lettered`` ...).
 
     Each thread increments a table of its own, so counting takes no lock on
-    the hot path; :meth:`snapshot` adds the tables up, those of threads that
-    have ended included.
+    the hot path. :meth:`snapshot` adds the tables up, including those of
+    threads that have ended.
     """
 
     def __init__(self) -> None:
