@@ -29,7 +29,6 @@ from example_app.ports import free_ports
 from example_app.settings import DEFAULT_MAIL_SENT, DEFAULT_USER_CREATED, TOPIC_PARTITIONS
 from example_app.smtp_server import MailSink, ReceivedMail
 from flask_hyper import PublishError
-from flask_hyper.cloudevents import bind_correlation_id
 from flask_hyper.topics import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
@@ -216,10 +215,10 @@ def _user_created(prefix: str, email: str, correlation_id: str) -> Any:
 
 
 def _deliver(app: Flask, receiver: Callable[..., None], message: Any) -> None:
-    # As the dispatcher calls receivers: in an app context pushed for the
-    # call, publishing under the message's correlation id.
-    with app.app_context():
-        bind_correlation_id(message.correlation_id)
+    # In a context pushed for the call, as the dispatcher does. A request
+    # context with X-Request-ID makes what the receiver publishes carry the
+    # message's correlation id through public behaviour only.
+    with app.test_request_context(headers={"X-Request-ID": message.correlation_id}):
         receiver(app, message=message)
 
 
