@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -16,6 +17,7 @@ from graphql import (
 )
 
 
+@lru_cache(maxsize=8)
 def depth_limit_rule(max_depth: int) -> type[ASTValidationRule]:
     """Return a rule rejecting operations whose field nesting exceeds ``max_depth``.
 

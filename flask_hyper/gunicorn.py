@@ -15,6 +15,7 @@ gunicorn's ``graceful_timeout``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -66,6 +67,21 @@ def worker_exit(server: Any, worker: Any) -> None:
         )
         state.producer.close(min(settings.producer_flush_timeout, graceful_timeout * _FLUSH_SHARE))
     logger.info("worker %s stopped its consumers and producers", worker.pid)
+
+
+def use_error_log(gunicorn_logger: Any) -> None:
+    """Send flask-hyper's log lines to gunicorn's error log, at ``HYPER_LOG_LEVEL``.
+
+    Only the ready config module calls this: an app that configures logging
+    itself imports the hooks alone. Routing through handlers instead of
+    gunicorn's ``logconfig_dict`` keeps the access log as configured, because
+    any ``logconfig_dict`` switches the access log on.
+    """
+    library_logger = logging.getLogger("flask_hyper")
+    library_logger.handlers = list(gunicorn_logger.error_log.handlers)
+    library_logger.setLevel(os.environ.get("HYPER_LOG_LEVEL", "INFO").upper())
+    library_logger.propagate = False
+    logging.getLogger("flask_hyper.librdkafka").setLevel(logging.WARNING)
 
 
 def _green_worker_problem(worker_class: str) -> str | None:

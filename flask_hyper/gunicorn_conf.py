@@ -5,7 +5,9 @@ Command-line options and ``GUNICORN_CMD_ARGS`` override these values.
 
 import os
 
-from flask_hyper.gunicorn import on_starting, post_worker_init, worker_exit
+from flask_hyper.gunicorn import on_starting as reject_green_workers
+from flask_hyper.gunicorn import post_worker_init as start_consumers
+from flask_hyper.gunicorn import use_error_log, worker_exit
 
 __all__ = ["on_starting", "post_worker_init", "worker_exit"]
 
@@ -15,18 +17,14 @@ worker_class = "sync"
 graceful_timeout = 30
 timeout = 30
 
-# gunicorn replaces its default "loggers" section with this one, so its own
-# loggers are repeated here. flask-hyper's lines (consumer starts,
-# assignments, retries, dead letters) go to the error log beside gunicorn's.
-logconfig_dict = {
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
-        "flask_hyper": {
-            "level": os.environ.get("HYPER_LOG_LEVEL", "INFO"),
-            "handlers": ["error_console"],
-            "propagate": False,
-        },
-        "flask_hyper.librdkafka": {"level": "WARNING", "handlers": ["error_console"], "propagate": False},
-    },
-}
+
+def on_starting(server):
+    """Log flask-hyper's lines to gunicorn's error log; reject green workers."""
+    use_error_log(server.log)
+    reject_green_workers(server)
+
+
+def post_worker_init(worker):
+    """Log to the worker's error log, then start the consumers."""
+    use_error_log(worker.log)
+    start_consumers(worker)
