@@ -13,7 +13,6 @@ import itertools
 import os
 import re
 import time
-import uuid
 from typing import Mapping, Protocol
 
 from flask import g, has_app_context, has_request_context, request
@@ -105,14 +104,14 @@ def current_correlation_id() -> str:
     Elsewhere each app context gets a new one.
     """
     if not has_app_context():
-        return uuid.uuid4().hex
+        return new_message_id()
 
     existing = g.get(_G_CORRELATION)
     if existing:
         return existing
 
     correlation_id = _from_handled_message() or (_from_request() if has_request_context() else None)
-    correlation_id = correlation_id or uuid.uuid4().hex
+    correlation_id = correlation_id or new_message_id()
     setattr(g, _G_CORRELATION, correlation_id)
     return correlation_id
 

@@ -1,48 +1,50 @@
-"""A validation rule that rejects GraphQL operations nested deeper than a limit."""
+"""Rejecting GraphQL operations nested deeper than a limit."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
-
 from graphql import (
-    ASTValidationRule,
+    DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
 )
 
+_Fragments = dict[str, FragmentDefinitionNode]
 
-@lru_cache(maxsize=8)
-def depth_limit_rule(max_depth: int) -> type[ASTValidationRule]:
-    """Return a rule rejecting operations whose field nesting exceeds ``max_depth``.
+
+def depth_error(document: DocumentNode, max_depth: int) -> GraphQLError | None:
+    """Return an error for the first operation nested deeper than ``max_depth``.
 
     Introspection fields (``__schema``, ``__type``) are not counted, because
     their depth is fixed by the introspection query and switched off with
-    ``HYPER_GRAPHQL_INTROSPECTION`` instead.
+    ``HYPER_GRAPHQL_INTROSPECTION`` instead. This walks the parsed document
+    once, which costs less than a validation rule run by graphql-core's
+    visitor on every request.
     """
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        depth = _depth(definition.selection_set, fragments, frozenset())
+        if depth > max_depth:
+            name = definition.name.value if definition.name else "anonymous"
+            return GraphQLError(
+                f"Operation '{name}' is nested {depth} levels deep, more than the"
+                f" maximum of {max_depth}: request fewer nested fields.",
+                definition,
+            )
+    return None
 
-    class DepthLimitRule(ASTValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            depth = _depth(node.selection_set, self.context, set())
-            if depth > max_depth:
-                name = node.name.value if node.name else "anonymous"
-                self.report_error(
-                    GraphQLError(
-                        f"Operation '{name}' is nested {depth} levels deep, more than the"
-                        f" maximum of {max_depth}: request fewer nested fields.",
-                        node,
-                    )
-                )
 
-    return DepthLimitRule
-
-
-def _depth(selection_set: SelectionSetNode | None, context: ValidationContext, seen: set[str]) -> int:
+def _depth(selection_set: SelectionSetNode | None, fragments: _Fragments, seen: frozenset[str]) -> int:
     if selection_set is None:
         return 0
     deepest = 0
@@ -50,18 +52,13 @@ def _depth(selection_set: SelectionSetNode | None, context: ValidationContext, s
         if isinstance(selection, FieldNode):
             if selection.name.value.startswith("__"):
                 continue
-            deepest = max(deepest, 1 + _depth(selection.selection_set, context, seen))
+            deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, seen))
         elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, context, seen))
+            deepest = max(deepest, _depth(selection.selection_set, fragments, seen))
         elif isinstance(selection, FragmentSpreadNode):
-            deepest = max(deepest, _fragment_depth(selection, context, seen))
+            name = selection.name.value
+            fragment = fragments.get(name)
+            # A fragment cycle is reported by graphql-core's NoFragmentCyclesRule.
+            if fragment is not None and name not in seen:
+                deepest = max(deepest, _depth(fragment.selection_set, fragments, seen | {name}))
     return deepest
-
-
-def _fragment_depth(spread: FragmentSpreadNode, context: ValidationContext, seen: set[str]) -> int:
-    name = spread.name.value
-    fragment = context.get_fragment(name)
-    # A fragment cycle is reported by graphql-core's own NoFragmentCycles rule.
-    if fragment is None or name in seen:
-        return 0
-    return _depth(fragment.selection_set, context, seen | {name})

@@ -20,7 +20,7 @@ from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from graphql.error import GraphQLSyntaxError
 
 from .cloudevents import REQUEST_ID_HEADER, current_correlation_id
-from .depth import depth_limit_rule
+from .depth import depth_error
 
 if TYPE_CHECKING:
     from .extension import _AppState
@@ -114,13 +114,18 @@ def _execute(state: "_AppState", data: dict[str, Any]) -> Response:
     except GraphQLSyntaxError as exc:
         return _graphql_errors_response([exc.formatted], 400)
 
+    settings = state.settings
+    if settings.graphql_max_depth is not None:
+        too_deep = depth_error(document, settings.graphql_max_depth)
+        if too_deep is not None:
+            return _graphql_errors_response([too_deep.formatted], 400)
+
     operation = get_operation_ast(document, data.get("operationName"))
     if request.method == "GET" and operation is not None and operation.operation != OperationType.QUERY:
         response = _error_response("Only queries may be sent with GET: send mutations with POST.", 405)
         response.headers["Allow"] = "POST"
         return response
 
-    settings = state.settings
     _, result = graphql_sync(
         state.schema,
         data,
@@ -128,7 +133,7 @@ def _execute(state: "_AppState", data: dict[str, Any]) -> Response:
         query_document=document,
         debug=settings.graphql_debug,
         introspection=settings.graphql_introspection,
-        validation_rules=_validation_rules(state, data),
+        validation_rules=_validation_rules(state, data) or None,
         error_formatter=_format_error,
         logger=__name__,
     )
@@ -139,8 +144,6 @@ def _execute(state: "_AppState", data: dict[str, Any]) -> Response:
 
 def _validation_rules(state: "_AppState", data: dict[str, Any]) -> list[Any]:
     rules: list[Any] = []
-    if state.settings.graphql_max_depth is not None:
-        rules.append(depth_limit_rule(state.settings.graphql_max_depth))
     if state.settings.graphql_max_cost is not None:
         # Every field costs 1 unless a @cost directive in the schema sets another cost.
         rules.append(
