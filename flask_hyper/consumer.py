@@ -125,6 +125,7 @@ class ConsumerThread(threading.Thread):
             **self.settings.consumer_config,
             "group.id": self.group_id,
             "error_cb": self._on_error,
+            "on_commit": self._on_commit,
             "logger": librdkafka_logger,
         }
         return confluent_kafka.Consumer(config)
@@ -248,7 +249,11 @@ class ConsumerThread(threading.Thread):
     def _on_revoke(self, client: Any, partitions: list[TopicPartition]) -> None:
         logger.info("consumer %s revoked %s", self.name, _describe(partitions))
         self._forget(partitions)
-        self._commit(client, asynchronous=False)
+        # With auto-commit on, librdkafka itself commits stored offsets before
+        # it unassigns. A second, synchronous commit here would block close()
+        # for the whole coordinator timeout when the broker is down.
+        if not self._auto_commit():
+            self._commit(client, asynchronous=False)
 
     def _on_lost(self, client: Any, partitions: list[TopicPartition]) -> None:
         logger.warning(
@@ -278,6 +283,16 @@ class ConsumerThread(threading.Thread):
         level = logging.ERROR if error.fatal() else logging.WARNING
         logger.log(level, "consumer %s: %s", self.name, error.str())
 
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            logger.warning(
+                "consumer %s failed to commit offsets of %s: %s; the group consumes"
+                " them again from the last commit",
+                self.name,
+                _describe(partitions),
+                error.str(),
+            )
+
     def _auto_commit(self) -> bool:
         return str(self.settings.consumer_config.get("enable.auto.commit", True)).lower() != "false"
 
@@ -296,7 +311,7 @@ class ConsumerThread(threading.Thread):
             return
         try:
             client.close()
-            logger.info("consumer %s closed, stored offsets committed", self.name)
+            logger.info("consumer %s closed", self.name)
         except KafkaException as exc:
             logger.error("consumer %s close failed: %s", self.name, exc.args[0].str())
 

@@ -6,7 +6,7 @@ import time
 from typing import Any, Callable
 
 from ariadne import MutationType, QueryType
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, ConsumerGroupState
 from confluent_kafka.admin import AdminClient, NewTopic
 from flask import Flask
 
@@ -71,3 +71,15 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) ->
     finally:
         consumer.close()
     return messages
+
+
+def every_member_assigned(bootstrap, group, count):
+    """Return the members once ``count`` of them each own a partition."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(10)
+    members = description.members
+    if description.state != ConsumerGroupState.STABLE or len(members) != count:
+        return None
+    if not all(member.assignment.topic_partitions for member in members):
+        return None
+    return members

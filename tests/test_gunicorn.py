@@ -5,11 +5,10 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
 from flask_hyper.gunicorn import _green_worker_problem, on_starting
-from kafka_helpers import create_topics, wait_for
+from kafka_helpers import create_topics, every_member_assigned, wait_for
 from service_app import create_app
 from processes import (
     BIN_DIR,
@@ -33,18 +32,6 @@ def group_members(bootstrap, group):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     description = admin.describe_consumer_groups([group])[group].result(10)
     return description.members
-
-
-def every_member_assigned(bootstrap, group, count):
-    """Return the members once ``count`` of them each own a partition."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    description = admin.describe_consumer_groups([group])[group].result(10)
-    members = description.members
-    if description.state != ConsumerGroupState.STABLE or len(members) != count:
-        return None
-    if not all(member.assignment.topic_partitions for member in members):
-        return None
-    return members
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["fork-then-load", "preload"])

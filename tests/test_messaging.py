@@ -9,7 +9,7 @@ from flask import current_app
 
 from flask_hyper import PublishError, signals
 
-from kafka_helpers import create_topics, make_service, read_topic, wait_for
+from kafka_helpers import create_topics, every_member_assigned, make_service, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -353,3 +353,34 @@ def test_forked_child_runs_own_consumers(kafka_bootstrap, topic, services, tmp_p
     hyper.stop_consumers(app, timeout=20)
     assert os.waitstatus_to_exitcode(status) == 0
     assert marker.read_text() == str(pid)
+
+
+def test_rebalance_commits_handled_offsets(kafka_bootstrap, topic, services):
+    # With the commit timer out of the way, only the commit on revoke can
+    # keep the second member from handling the first member's messages again.
+    config = {
+        "HYPER_CONSUMER_GROUP": f"{topic}-shared",
+        "HYPER_KAFKA_CONSUMER": {"auto.commit.interval.ms": 600000},
+    }
+    first = make_service(kafka_bootstrap, "first", topic, **config)
+    second = make_service(kafka_bootstrap, "second", topic, **config)
+    services.extend([first, second])
+    handled = []
+    for hyper, _ in (first, second):
+        hyper.receiver(topic)(lambda sender, message: handled.append(message.value))
+
+    with first[1].app_context():
+        for n in range(20):
+            first[0].publish(topic, n, key=str(n))
+        assert first[1].extensions["hyper"].producer.flush(30) == 0
+    first[0].start_consumers(first[1])
+    wait_for(lambda: len(handled) == 20)
+
+    second[0].start_consumers(second[1])
+    wait_for(lambda: every_member_assigned(kafka_bootstrap, f"{topic}-shared", 2), timeout=60)
+    with first[1].app_context():
+        for n in range(20, 30):
+            first[0].publish(topic, n, key=str(n))
+    wait_for(lambda: len(set(handled)) == 30, timeout=60)
+
+    assert sorted(handled) == list(range(30))
