@@ -5,6 +5,7 @@ import os
 import threading
 
 import pytest
+from confluent_kafka import KafkaError
 from flask import current_app
 
 from flask_hyper import PublishError, signals
@@ -384,3 +385,22 @@ def test_rebalance_commits_handled_offsets(kafka_bootstrap, topic, services):
     wait_for(lambda: len(set(handled)) == 30, timeout=60)
 
     assert sorted(handled) == list(range(30))
+
+
+def test_fatal_producer_error_recreates_client(kafka_bootstrap, topic, services):
+    hyper, app = make_service(kafka_bootstrap, "fatal", topic)
+    services.append((hyper, app))
+    producer = app.extensions["hyper"].producer
+    with app.app_context():
+        hyper.publish(topic, {"n": 1}, wait=True)
+    broken_client = producer._client
+
+    # librdkafka reports a fatal error through error_cb, as it does for a
+    # fenced idempotent producer.
+    producer._on_error(KafkaError(KafkaError._FATAL, "injected fatal error", fatal=True))
+    wait_for(lambda: producer._client is not broken_client)
+
+    with app.app_context():
+        handle = hyper.publish(topic, {"n": 2}, wait=True)
+    assert handle.offset is not None
+    assert producer._client is not broken_client
