@@ -31,8 +31,8 @@ _GREEN_WORKERS = ("gevent", "eventlet")
 
 # Share of graceful_timeout given to stopping consumers and to flushing the
 # producer; the rest is margin for gunicorn itself.
-_CONSUMER_SHARE = 0.5
-_FLUSH_SHARE = 0.3
+_CONSUMER_SHARE = 0.4
+_FLUSH_SHARE = 0.25
 
 
 def on_starting(server: Any) -> None:
