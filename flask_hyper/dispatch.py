@@ -94,14 +94,14 @@ class Dispatcher:
 
         if signals.message_received.receivers:
             signals.message_received.send(self.app, message=message)
-        failures = []
-        for receiver in receivers:
-            failure = self._call_with_retries(receiver, message)
-            if failure is None:
-                continue
-            if failure.attempts == 0:
-                return Outcome.ABANDONED
-            failures.append(failure)
+
+        token = handling(message)
+        try:
+            failures = self._call_receivers(receivers, message)
+        finally:
+            done_handling(token)
+        if failures is None:
+            return Outcome.ABANDONED
 
         if failures:
             return self._dead_letter(
@@ -117,16 +117,40 @@ class Dispatcher:
             self._receivers[topic] = receivers
         return receivers
 
-    def _call_with_retries(self, receiver: Callable[..., Any], message: Message) -> _Failure | None:
-        """Return None on success, a failure with attempts == 0 when abandoned."""
+    def _call_receivers(
+        self, receivers: list[Callable[..., Any]], message: Message
+    ) -> list[_Failure] | None:
+        """Call each receiver once, retrying those that raise.
+
+        Returns the receivers that failed every attempt, or None when the
+        message was abandoned during a retry.
+        """
+        app = self.app
+        failures: list[_Failure] = []
+        for receiver in receivers:
+            try:
+                with app.app_context():
+                    receiver(app, message=message)
+                continue
+            except Exception as exc:
+                failure = self._retry(receiver, message, exc)
+            if failure is None:
+                continue
+            if failure.attempts == 0:
+                return None
+            failures.append(failure)
+        return failures
+
+    def _retry(self, receiver: Callable[..., Any], message: Message, first_error: Exception) -> _Failure | None:
+        """Retry a receiver whose first attempt raised ``first_error``.
+
+        Returns None once an attempt succeeds, the failure after the last
+        attempt, or a failure with ``attempts == 0`` when abandoned.
+        """
         attempts = self.settings.retry_attempts
         attempt = 1
+        error = first_error
         while True:
-            try:
-                self._call_in_app_context(receiver, message)
-                return None
-            except Exception as exc:
-                error = exc
             self._report_failure(receiver, message, error, attempt)
             if attempt >= attempts:
                 return _Failure(receiver, error, attempt)
@@ -138,13 +162,12 @@ class Dispatcher:
                 return _Failure(receiver, error, 0)
             attempt += 1
 
-    def _call_in_app_context(self, receiver: Callable[..., Any], message: Message) -> None:
-        token = handling(message)
-        try:
-            with self.app.app_context():
-                receiver(self.app, message=message)
-        finally:
-            done_handling(token)
+            try:
+                with self.app.app_context():
+                    receiver(self.app, message=message)
+                return None
+            except Exception as exc:
+                error = exc
 
     def _report_failure(
         self, receiver: Callable[..., Any], message: Message, exc: Exception, attempt: int
