@@ -160,30 +160,31 @@ class ConsumerThread(threading.Thread):
 
     def _handle_batch(self, batch: list[confluent_kafka.Message]) -> None:
         stored = False
+        stop_requested = self._stop_requested
+        dispatch = self._dispatcher.dispatch
         for kafka_message in batch:
-            if self._stop_requested.is_set():
+            if stop_requested.is_set():
                 break
             if kafka_message.error():
                 self._on_message_error(kafka_message.error())
                 continue
-            if (kafka_message.topic(), kafka_message.partition()) in self._revoked:
+
+            partition = (kafka_message.topic(), kafka_message.partition())
+            if self._revoked and partition in self._revoked:
                 # Revoked while this batch was in hand: the partition's next
                 # owner starts from the committed offset, so it gets this message.
                 continue
-            stored |= self._handle(kafka_message)
+
+            self._current = partition
+            try:
+                outcome = dispatch(kafka_message)
+            finally:
+                self._current = None
+            if outcome is not Outcome.ABANDONED:
+                stored |= self._store_offset(kafka_message)
 
         if stored and not self._auto_commit():
             self._commit(self._client, asynchronous=True)
-
-    def _handle(self, kafka_message: confluent_kafka.Message) -> bool:
-        self._current = (kafka_message.topic(), kafka_message.partition())
-        try:
-            outcome = self._dispatcher.dispatch(kafka_message)
-        finally:
-            self._current = None
-        if outcome is Outcome.ABANDONED:
-            return False
-        return self._store_offset(kafka_message)
 
     def _store_offset(self, kafka_message: confluent_kafka.Message) -> bool:
         try:

@@ -67,6 +67,7 @@ class Dispatcher:
         self.settings = state.settings
         self.wait = wait
         self._receivers: dict[str, list[Callable[..., Any]]] = {}
+        self._counts: dict[str, int] | None = None
 
     def forget_receivers(self) -> None:
         """Look receivers up again for the next messages.
@@ -78,7 +79,11 @@ class Dispatcher:
 
     def dispatch(self, kafka_message: confluent_kafka.Message) -> Outcome:
         """Handle one message and return its :class:`Outcome`."""
-        self.state.stats.incr("received")
+        counts = self._counts
+        if counts is None:
+            # Fetched here, on the consumer thread that owns the table.
+            counts = self._counts = self.state.stats.table()
+        counts["received"] = counts.get("received", 0) + 1
         try:
             message = build_message(kafka_message, self.state.serializer)
         except DeserializationError as exc:
@@ -107,7 +112,7 @@ class Dispatcher:
             return self._dead_letter(
                 kafka_message, message, "receiver-failed", failures, failures[0].exception
             )
-        self.state.stats.incr("handled")
+        counts["handled"] = counts.get("handled", 0) + 1
         return Outcome.HANDLED
 
     def _receivers_of(self, topic: str) -> list[Callable[..., Any]]:

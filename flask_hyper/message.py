@@ -40,7 +40,6 @@ class Message:
 
     def __init__(
         self,
-        *,
         topic: str,
         partition: int,
         offset: int,
@@ -114,14 +113,14 @@ def build_message(kafka_message: confluent_kafka.Message, serializer: Serializer
     raw_headers = kafka_message.headers() or ()
     value = None if raw is None else serializer.loads(raw, header_text(raw_headers, "content-type"))
     return Message(
-        topic=kafka_message.topic(),
-        partition=kafka_message.partition(),
-        offset=kafka_message.offset(),
-        key=_maybe_text(kafka_message.key()),
-        value=value,
-        raw=raw,
-        raw_headers=raw_headers,
-        timestamp=kafka_message.timestamp(),
+        kafka_message.topic(),
+        kafka_message.partition(),
+        kafka_message.offset(),
+        _maybe_text(kafka_message.key()),
+        value,
+        raw,
+        raw_headers,
+        kafka_message.timestamp(),
     )
 
 

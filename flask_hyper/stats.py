@@ -18,6 +18,17 @@ class Stats:
         self._tables: list[dict[str, int]] = []
         self._tables_lock = threading.Lock()
 
+    def table(self) -> dict[str, int]:
+        """Return the calling thread's own table, for threads that count a lot.
+
+        Only the calling thread may change it; increment with
+        ``table[name] = table.get(name, 0) + 1``.
+        """
+        try:
+            return self._local.table
+        except AttributeError:
+            return self._new_table()
+
     def incr(self, name: str, amount: int = 1) -> None:
         try:
             table = self._local.table
