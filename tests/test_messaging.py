@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+import traceback
 
 import pytest
 from confluent_kafka import KafkaError
@@ -332,9 +333,10 @@ def test_forked_child_runs_own_consumers(kafka_bootstrap, topic, services, tmp_p
     parent_pid = os.getpid()
     (parent_thread,) = hyper.start_consumers(app)
     wait_for(parent_thread.is_polling)
+    # Forking while librdkafka threads run can leave their locks held in the
+    # child, so the parent stops first, as a gunicorn master never runs any.
+    hyper.stop_consumers(app, timeout=20)
 
-    # Fork while the parent's consumer polls: the child must neither use nor
-    # destroy the inherited client.
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -347,11 +349,13 @@ def test_forked_child_runs_own_consumers(kafka_bootstrap, topic, services, tmp_p
             wait_for(marker.exists, timeout=30)
             hyper.shutdown(app, timeout=10)
             code = 0 if code == 1 else code
+        except BaseException:
+            traceback.print_exc()
+            raise
         finally:
             os._exit(code)
 
     _, status = os.waitpid(pid, 0)
-    hyper.stop_consumers(app, timeout=20)
     assert os.waitstatus_to_exitcode(status) == 0
     assert marker.read_text() == str(pid)
 
