@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "HYPER_RETRY_BACKOFF": 0.5,
     "HYPER_RETRY_BACKOFF_MAX": 30.0,
     "HYPER_DEAD_LETTER_TOPIC": "{topic}.dlt",
-    "HYPER_PUBLISH_TIMEOUT": 30.0,
+    "HYPER_PUBLISH_TIMEOUT": 15.0,
     "HYPER_PRODUCER_BUFFER_TIMEOUT": 5.0,
     "HYPER_PRODUCER_FLUSH_TIMEOUT": 10.0,
     "HYPER_HEALTH_PATH": "/healthz",
@@ -89,7 +89,9 @@ _POSITIVE = {
 
 # Properties flask-hyper sets itself on the consumer: overriding them would
 # break at-least-once delivery.
-_RESERVED_CONSUMER = {"enable.auto.offset.store", "on_commit"}
+_REPORT_MARGIN_SECONDS = 2.0
+
+_RESERVED_CONSUMER = {"enable.auto.offset.store", "on_commit", "group.id"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +135,17 @@ class Settings:
         return self.dead_letter_topic.format(topic=topic)
 
     @property
+    def report_deadline(self) -> float:
+        """Seconds within which a produced message's final delivery report arrives.
+
+        That is ``message.timeout.ms`` plus a margin, because librdkafka
+        expires messages in a scan that runs about once a second.
+        """
+        producer = self.producer_config
+        message_timeout = producer.get("message.timeout.ms", producer.get("delivery.timeout.ms", 300000))
+        return int(message_timeout) / 1000.0 + _REPORT_MARGIN_SECONDS
+
+    @property
     def max_poll_interval(self) -> float:
         """The consumer's ``max.poll.interval.ms``, in seconds."""
         return int(self.consumer_config.get("max.poll.interval.ms", 300000)) / 1000.0
@@ -151,6 +164,7 @@ def load_settings(app: Flask) -> Settings:
 
     service_name = raw["HYPER_SERVICE_NAME"] or app.name
     kafka = _kafka_configs(raw, service_name)
+    _bound_message_timeout(kafka["producer"], float(raw["HYPER_PUBLISH_TIMEOUT"]))
     _require_bootstrap(kafka["common"], app)
 
     return Settings(
@@ -220,8 +234,14 @@ def _kafka_configs(raw: Mapping[str, Any], service_name: str) -> dict[str, dict[
         _RESERVED_CONSUMER & set(common)
     )
     if reserved:
+        name = sorted(reserved)[0]
+        if name == "group.id":
+            raise ConfigError(
+                "librdkafka property 'group.id' is set from HYPER_CONSUMER_GROUP (default:"
+                " the service name): set HYPER_CONSUMER_GROUP instead."
+            )
         raise ConfigError(
-            f"librdkafka property {sorted(reserved)[0]!r} is managed by flask-hyper"
+            f"librdkafka property {name!r} is managed by flask-hyper"
             " to store offsets only after receivers return: remove it from the config."
         )
 
@@ -235,6 +255,15 @@ def _kafka_configs(raw: Mapping[str, Any], service_name: str) -> dict[str, dict[
         "enable.auto.offset.store": False,
     }
     return {"common": common, "producer": producer, "consumer": consumer}
+
+
+def _bound_message_timeout(producer: dict[str, Any], publish_timeout: float) -> None:
+    # librdkafka keeps retrying a message for message.timeout.ms (5 minutes by
+    # default). Bounding it by the publish timeout means a caller whose wait
+    # failed is not surprised by a delivery minutes later.
+    if "message.timeout.ms" in producer or "delivery.timeout.ms" in producer:
+        return
+    producer["message.timeout.ms"] = max(1, int(publish_timeout * 1000))
 
 
 def _require_bootstrap(common: Mapping[str, Any], app: Flask) -> None:

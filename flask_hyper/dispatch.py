@@ -236,7 +236,7 @@ class Dispatcher:
                     headers=headers,
                     message_id=f"dlt-{_position(kafka_message)}",
                 )
-                handle.wait(self.settings.publish_timeout)
+                handle.wait(self.settings.report_deadline)
                 return True
             except PublishError as exc:
                 logger.error("dead-lettering to %r failed, retrying in %.1f s: %s", topic, delay, exc)

@@ -186,8 +186,12 @@ class HyperService:
         """Publish ``value`` to ``topic`` and return its :class:`DeliveryHandle`.
 
         Fire-and-forget unless ``wait`` is true; then this blocks until the
-        broker acknowledged (``timeout`` seconds, default
-        ``HYPER_PUBLISH_TIMEOUT``) and raises :class:`PublishError` on failure.
+        broker acknowledged and raises :class:`PublishError` on failure. By
+        default it waits for the final delivery report, which arrives within
+        ``message.timeout.ms`` (``HYPER_PUBLISH_TIMEOUT`` unless set), so a
+        failure means the message will not be delivered later. A shorter
+        ``timeout`` raises :class:`PublishTimeout` while the message may still
+        be delivered.
         ``type`` sets the CloudEvents ``ce_type`` (default: the topic).
         """
         state = _state(app)
@@ -205,7 +209,7 @@ class HyperService:
             topic, data, key=_key_bytes(key), headers=all_headers, message_id=message_id
         )
         if wait:
-            handle.wait(state.settings.publish_timeout if timeout is None else timeout)
+            handle.wait(state.settings.report_deadline if timeout is None else timeout)
         return handle
 
     # -- consumers -----------------------------------------------------------

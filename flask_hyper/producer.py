@@ -73,7 +73,9 @@ class DeliveryHandle:
         if not self._wait_for_report(timeout):
             raise PublishTimeout(
                 f"message {self.message_id} to topic {self.topic!r} was not acknowledged"
-                f" within {timeout} s: check that the brokers are reachable, or wait longer",
+                f" within {timeout} s; it stays queued and may still be delivered until"
+                " message.timeout.ms passes: check that the brokers are reachable, or"
+                " wait longer",
                 topic=self.topic,
             )
         if self.error is not None:

@@ -10,7 +10,7 @@ TYPE_DEFS = "type Query { ping: String }"
 
 def make_app(**config):
     app = Flask("configured")
-    app.config.update(HYPER_KAFKA={"bootstrap.servers": "127.0.0.1:9"}, **config)
+    app.config.update({"HYPER_KAFKA": {"bootstrap.servers": "127.0.0.1:9"}, **config})
     return app
 
 
@@ -111,3 +111,25 @@ def test_init_app_creates_no_client():
     app = make_app()
     HyperService(app, type_defs=TYPE_DEFS)
     assert app.extensions["hyper"].producer._client is None
+
+
+def test_group_id_points_to_consumer_group_key():
+    app = make_app(HYPER_KAFKA={"bootstrap.servers": "127.0.0.1:9", "group.id": "mine"})
+    with pytest.raises(ConfigError, match="HYPER_CONSUMER_GROUP"):
+        HyperService(app, type_defs=TYPE_DEFS)
+
+
+def test_message_timeout_follows_publish_timeout():
+    app = make_app(HYPER_PUBLISH_TIMEOUT=4)
+    HyperService(app, type_defs=TYPE_DEFS)
+    settings = app.extensions["hyper"].settings
+    assert settings.producer_config["message.timeout.ms"] == 4000
+    assert settings.report_deadline == 6.0
+
+
+def test_explicit_message_timeout_kept():
+    app = make_app(HYPER_KAFKA_PRODUCER={"delivery.timeout.ms": 9000})
+    HyperService(app, type_defs=TYPE_DEFS)
+    settings = app.extensions["hyper"].settings
+    assert "message.timeout.ms" not in settings.producer_config
+    assert settings.report_deadline == 11.0

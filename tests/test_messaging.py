@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import KafkaError
 from flask import current_app
 
-from flask_hyper import PublishError, signals
+from flask_hyper import PublishError, PublishTimeout, signals
 
 from kafka_helpers import create_topics, every_member_assigned, make_service, read_topic, wait_for
 
@@ -239,11 +239,14 @@ def test_readiness_503_when_broker_unreachable(unique_topic):
 
 
 def test_publish_wait_fails_clearly_when_broker_down(unique_topic):
-    hyper, app = make_service(
-        "127.0.0.1:9", "down", unique_topic, HYPER_KAFKA_PRODUCER={"message.timeout.ms": 1000}
-    )
-    with app.app_context(), pytest.raises(PublishError, match=unique_topic):
+    hyper, app = make_service("127.0.0.1:9", "down", unique_topic, HYPER_PUBLISH_TIMEOUT=1)
+    with app.app_context(), pytest.raises(PublishError, match=unique_topic) as raised:
         hyper.publish(unique_topic, {"n": 1}, wait=True)
+
+    # The final report arrived, so the message is gone for good rather than
+    # left queued for a surprise delivery later.
+    assert not isinstance(raised.value, PublishTimeout)
+    assert "timed out" in str(raised.value).lower()
     assert hyper.shutdown(app, timeout=0) == 0
 
 
