@@ -27,8 +27,16 @@ hyper_cli.add_command(topics_cli)
 @click.option("--topic", "topics", multiple=True, help="Topic to consume; repeat for several. Default: every topic with a receiver.")
 @click.option("--group", "group_id", default=None, help="Consumer group id. Default: HYPER_CONSUMER_GROUP.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Consumer threads. Default: HYPER_CONSUMER_THREADS.")
-def consume_command(topics: tuple[str, ...], group_id: str | None, threads: int | None) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="Level of flask-hyper's log lines, shown when the app configures no logging itself.",
+)
+def consume_command(topics: tuple[str, ...], group_id: str | None, threads: int | None, log_level: str) -> None:
     """Run the app's consumers in the foreground until Ctrl-C or SIGTERM."""
+    _show_library_logs(log_level.upper())
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = _state()
     started = state.service.start_consumers(app, topics=topics or None, group_id=group_id, threads=threads)
@@ -47,6 +55,19 @@ def consume_command(topics: tuple[str, ...], group_id: str | None, threads: int 
         raise click.ClickException(f"Consumer {dead[0].name} died: {dead[0].error!r}; see the log above.")
     if undelivered:
         sys.exit(1)
+
+
+def _show_library_logs(level: str) -> None:
+    # A foreground consumer is an application entry point: without a handler
+    # its starts, assignments and retries would not be seen at all. An app
+    # that configured logging itself keeps its configuration.
+    if logging.getLogger().handlers or logging.getLogger("flask_hyper").handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
+    library_logger = logging.getLogger("flask_hyper")
+    library_logger.addHandler(handler)
+    library_logger.setLevel(level)
 
 
 def _state() -> Any:
@@ -76,6 +97,8 @@ def topics_create_command(timeout: float) -> None:
         outcomes = create_topics(settings, timeout)
     except KafkaException as exc:
         raise click.ClickException(f"Creating topics failed: {exc.args[0].str()}") from exc
+    except TimeoutError as exc:
+        raise click.ClickException(str(exc)) from exc
     for name, outcome in outcomes.items():
         click.echo(f"{name}: {outcome}")
 

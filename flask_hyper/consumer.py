@@ -25,13 +25,14 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from flask import Flask
 
 from .dispatch import Dispatcher, Outcome
+from .logs import rate_limited
 from .producer import keep_inherited_client
 
 if TYPE_CHECKING:
     from .extension import _AppState
 
 logger = logging.getLogger(__name__)
-librdkafka_logger = logging.getLogger("flask_hyper.librdkafka")
+librdkafka_logger = rate_limited("flask_hyper.librdkafka")
 
 _Partition = tuple[str, int]
 
@@ -277,12 +278,14 @@ class ConsumerThread(threading.Thread):
             return
         if error.fatal():
             raise KafkaException(error)
-        logger.warning("consumer %s: %s", self.name, error.str())
+        librdkafka_logger.warning("consumer %s: %s", self.name, error.str())
         self.state.stats.incr("consumer_errors")
 
     def _on_error(self, error: KafkaError) -> None:
-        level = logging.ERROR if error.fatal() else logging.WARNING
-        logger.log(level, "consumer %s: %s", self.name, error.str())
+        if error.fatal():
+            logger.error("consumer %s fatal error: %s", self.name, error.str())
+        else:
+            librdkafka_logger.warning("consumer %s error: %s", self.name, error.str())
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is not None and error.code() != KafkaError._NO_OFFSET:

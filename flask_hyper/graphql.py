@@ -44,7 +44,7 @@ def graphql_view() -> Response:
     correlation_id = current_correlation_id()
 
     if request.method == "GET" and "query" not in request.args:
-        response = _explorer_or_405(state)
+        response = _explorer_or_400(state)
     else:
         try:
             response = _execute(state, _read_request(state))
@@ -55,15 +55,13 @@ def graphql_view() -> Response:
     return response
 
 
-def _explorer_or_405(state: "_AppState") -> Response:
+def _explorer_or_400(state: "_AppState") -> Response:
     if state.settings.graphql_explorer:
         # NOTE: the explorer page loads GraphiQL's scripts from a public CDN, so
         # it stays blank on machines without internet access.
         html = ExplorerGraphiQL(title=f"{state.settings.service_name} GraphQL").html(None)
         return Response(html, mimetype="text/html")
-    response = _error_response("Send the GraphQL query with POST, or as ?query= with GET.", 405)
-    response.headers["Allow"] = "GET, POST"
-    return response
+    return _error_response("Missing GraphQL query: send it with POST, or as ?query= with GET.", 400)
 
 
 def _read_request(state: "_AppState") -> dict[str, Any]:

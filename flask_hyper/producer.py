@@ -20,9 +20,12 @@ import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
 from .errors import PublishError, PublishTimeout
+from .logs import rate_limited
 
 logger = logging.getLogger(__name__)
-librdkafka_logger = logging.getLogger("flask_hyper.librdkafka")
+# librdkafka repeats its connection errors every few hundred milliseconds
+# while a broker is down, so its lines and error reports are rate limited.
+librdkafka_logger = rate_limited("flask_hyper.librdkafka")
 
 _producers: "weakref.WeakSet[KafkaProducer]" = weakref.WeakSet()
 
@@ -260,7 +263,7 @@ class KafkaProducer:
             logger.error("producer %s fatal error, recreating it: %s", self._name, error.str())
             self._fatal = error
         else:
-            logger.warning("producer %s error: %s", self._name, error.str())
+            librdkafka_logger.warning("producer %s error: %s", self._name, error.str())
 
     def _replace_fatal_client(self) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .config import Settings
+from .logs import rate_limited
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +31,14 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
 
     An outcome is ``"created"`` or ``"exists"``. Existing topics are left as
     they are, so running this twice changes nothing. Other failures raise
-    :class:`~confluent_kafka.KafkaException`.
+    :class:`~confluent_kafka.KafkaException`, and an unreachable cluster
+    raises :class:`TimeoutError`.
     """
     requested = declared_topics(settings)
     if not requested:
         return {}
 
-    admin = AdminClient(settings.admin_config)
+    admin = _admin_client(settings)
     new_topics = [
         NewTopic(name, spec["partitions"], spec["replication_factor"], config=spec["config"])
         for name, spec in requested.items()
@@ -48,6 +51,11 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
             future.result(timeout)
             outcomes[name] = "created"
             logger.info("created topic %s", name)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(
+                f"creating topic {name!r} timed out after {timeout} s: check that"
+                f" {settings.admin_config.get('bootstrap.servers')} is reachable"
+            ) from None
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
@@ -57,5 +65,9 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
 
 def list_topics(settings: Settings, timeout: float = 10.0) -> dict[str, int]:
     """Return every topic of the cluster with its partition count."""
-    metadata = AdminClient(settings.admin_config).list_topics(timeout=timeout)
+    metadata = _admin_client(settings).list_topics(timeout=timeout)
     return {name: len(topic.partitions) for name, topic in sorted(metadata.topics.items())}
+
+
+def _admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({**settings.admin_config, "logger": rate_limited("flask_hyper.librdkafka")})

@@ -198,7 +198,8 @@ def test_cost_limit():
 
 def test_explorer_off_in_production(client):
     response = client.get("/graphql", headers={"Accept": "text/html"})
-    assert response.status_code == 405
+    assert response.status_code == 400
+    assert "Missing GraphQL query" in response.json["errors"][0]["message"]
 
 
 def test_explorer_on_in_debug():
