@@ -22,10 +22,12 @@ def broker_restart(stage: Stage, cluster: Cluster) -> Result:
     """Scenario 1: stop and restart the single broker under a stream of publish mutations."""
     result = Result(
         1, "Broker restart under publish load",
-        "While the only broker is down, each `publish` mutation answers an error after"
-        " HYPER_PUBLISH_TIMEOUT (3 s); every mutation that answered success has its event handled."
-        " Events whose mutation timed out may still be delivered later (librdkafka retries until"
-        " message.timeout.ms), which shows as 'handled although not acknowledged'.",
+        "A `publish` mutation sent while the only broker is down returns an error once its"
+        " event is not acknowledged within HYPER_PUBLISH_TIMEOUT (3 s, also the producer's"
+        " message.timeout.ms), and one sent shortly before the restart may still succeed. Every"
+        " mutation that returned success has its event handled. An event whose request was"
+        " already written when it timed out can still show as 'handled although not"
+        " acknowledged'.",
     )
     stage.create_topics(partitions=2)
     env = stage.env(FAULTS_PUBLISH_TIMEOUT="3")
