@@ -67,7 +67,7 @@ class ConsumerThread(threading.Thread):
         self._client: Any = None
         self._revoked: set[_Partition] = set()
         self._backlog: list[confluent_kafka.Message] = []
-        self._current: _Partition | None = None
+        self._current: confluent_kafka.Message | None = None
         self._dispatcher = Dispatcher(app, state, self._keepalive_wait)
         _consumer_threads.add(self)
 
@@ -170,13 +170,12 @@ class ConsumerThread(threading.Thread):
                 self._on_message_error(kafka_message.error())
                 continue
 
-            partition = (kafka_message.topic(), kafka_message.partition())
-            if self._revoked and partition in self._revoked:
+            if self._revoked and _partition_of(kafka_message) in self._revoked:
                 # Revoked while this batch was in hand: the partition's next
                 # owner starts from the committed offset, so it gets this message.
                 continue
 
-            self._current = partition
+            self._current = kafka_message
             try:
                 outcome = dispatch(kafka_message)
             finally:
@@ -222,7 +221,7 @@ class ConsumerThread(threading.Thread):
         deadline = time.monotonic() + seconds
         try:
             while (remaining := deadline - time.monotonic()) > 0:
-                if self._stop_requested.is_set() or self._current in self._revoked:
+                if self._stop_requested.is_set() or self._current_revoked():
                     return False
                 kafka_message = client.poll(min(remaining, _KEEPALIVE_SLICE))
                 self.last_poll = time.monotonic()
@@ -230,7 +229,11 @@ class ConsumerThread(threading.Thread):
                     self._keep_for_later(kafka_message)
         finally:
             client.resume(client.assignment())
-        return not (self._stop_requested.is_set() or self._current in self._revoked)
+        return not (self._stop_requested.is_set() or self._current_revoked())
+
+    def _current_revoked(self) -> bool:
+        current = self._current
+        return current is not None and _partition_of(current) in self._revoked
 
     def _keep_for_later(self, kafka_message: confluent_kafka.Message) -> None:
         if kafka_message.error():
@@ -318,6 +321,10 @@ class ConsumerThread(threading.Thread):
             logger.info("consumer %s closed", self.name)
         except KafkaException as exc:
             logger.error("consumer %s close failed: %s", self.name, exc.args[0].str())
+
+
+def _partition_of(kafka_message: confluent_kafka.Message) -> _Partition:
+    return (kafka_message.topic(), kafka_message.partition())
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

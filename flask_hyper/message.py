@@ -22,42 +22,41 @@ class Message:
     CloudEvents headers and are ``None`` for messages published without them.
     ``raw`` is the value as it was on the wire.
 
-    Headers and the timestamp are decoded on first access, because most
-    receivers read only the value.
+    Only the value is decoded up front. The other fields are read from the
+    underlying confluent-kafka message on access, because most receivers
+    read only the value and each field costs a call into librdkafka's binding.
     """
 
-    __slots__ = (
-        "topic",
-        "partition",
-        "offset",
-        "key",
-        "value",
-        "raw",
-        "raw_headers",
-        "_headers",
-        "_timestamp",
-    )
+    __slots__ = ("_kafka_message", "value", "raw", "raw_headers", "_headers")
 
     def __init__(
         self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: str | bytes | None,
+        kafka_message: confluent_kafka.Message,
         value: Any,
         raw: bytes | None,
         raw_headers: RawHeaders,
-        timestamp: tuple[int, int] = (confluent_kafka.TIMESTAMP_NOT_AVAILABLE, 0),
     ) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.key = key
+        self._kafka_message = kafka_message
         self.value = value
         self.raw = raw
         self.raw_headers = raw_headers
         self._headers: dict[str, str | bytes] | None = None
-        self._timestamp = timestamp
+
+    @property
+    def topic(self) -> str:
+        return self._kafka_message.topic()
+
+    @property
+    def partition(self) -> int:
+        return self._kafka_message.partition()
+
+    @property
+    def offset(self) -> int:
+        return self._kafka_message.offset()
+
+    @property
+    def key(self) -> str | bytes | None:
+        return _maybe_text(self._kafka_message.key())
 
     @property
     def headers(self) -> dict[str, str | bytes]:
@@ -67,7 +66,7 @@ class Message:
 
     @property
     def timestamp(self) -> datetime | None:
-        kind, millis = self._timestamp
+        kind, millis = self._kafka_message.timestamp()
         if kind == confluent_kafka.TIMESTAMP_NOT_AVAILABLE:
             return None
         return datetime.fromtimestamp(millis / 1000.0, tz=timezone.utc)
@@ -112,16 +111,7 @@ def build_message(kafka_message: confluent_kafka.Message, serializer: Serializer
     raw = kafka_message.value()
     raw_headers = kafka_message.headers() or ()
     value = None if raw is None else serializer.loads(raw, header_text(raw_headers, "content-type"))
-    return Message(
-        kafka_message.topic(),
-        kafka_message.partition(),
-        kafka_message.offset(),
-        _maybe_text(kafka_message.key()),
-        value,
-        raw,
-        raw_headers,
-        kafka_message.timestamp(),
-    )
+    return Message(kafka_message, value, raw, raw_headers)
 
 
 def _maybe_text(value: bytes | str | None) -> Any:
