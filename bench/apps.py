@@ -89,12 +89,42 @@ def _latency_recorder() -> Any:
 
 
 def create_bare_ariadne_app() -> Any:
-    """Ariadne's own WSGI app with the same schema; the mutation produces with a raw Producer.
+    """Ariadne's own WSGI app with the same schema; the mutation produces with a raw Producer."""
+    from ariadne.wsgi import GraphQL
+
+    return GraphQL(make_executable_schema(TYPE_DEFS, *_bindables(_raw_publisher())))
+
+
+def create_flask_ariadne_app() -> Flask:
+    """A Flask view calling Ariadne's graphql_sync, as a Flask user without flask-hyper would.
+
+    It shares Flask's request handling with flask-hyper, so the gap between
+    the two is flask-hyper's own work.
+    """
+    from ariadne import graphql_sync
+    from flask import jsonify, request
+
+    schema = make_executable_schema(TYPE_DEFS, *_bindables(_raw_publisher()))
+    app = Flask("bench-flask-ariadne")
+
+    @app.post("/graphql")
+    def graphql_view() -> Any:
+        _, result = graphql_sync(schema, request.get_json(), context_value={"request": request})
+        return jsonify(result)
+
+    @app.get("/")
+    def index() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _raw_publisher() -> Any:
+    """Return a publish function on a raw confluent-kafka Producer with hand-built headers.
 
     The producer is created on first use, in the worker, because a
     librdkafka client must not cross fork().
     """
-    from ariadne.wsgi import GraphQL
     from confluent_kafka import Producer
 
     state: dict[str, Any] = {}
@@ -121,8 +151,7 @@ def create_bare_ariadne_app() -> Any:
         client.produce(topic, json.dumps(value, separators=(",", ":")).encode(), headers=headers)
         client.poll(0)
 
-    schema = make_executable_schema(TYPE_DEFS, *_bindables(publish))
-    return GraphQL(schema)
+    return publish
 
 
 def create_plain_flask_app() -> Flask:

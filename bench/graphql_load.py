@@ -20,7 +20,7 @@ from typing import Any
 from .common import RESULTS_DIR, create_topics, median, percentile, unique_topic
 from .servers import THREADS, WORKERS, free_port, post_json, start_gunicorn
 
-CONTENDERS = ("flask-hyper", "bare-ariadne")
+CONTENDERS = ("flask-hyper", "bare-ariadne", "flask-ariadne")
 OPERATIONS = ("query", "mutation")
 CONNECTIONS = 8
 QUERY = {"query": 'query Hello { hello(name: "bench") }'}
@@ -45,6 +45,10 @@ def run_section(bootstrap: str, sizes: Any) -> dict[str, Any]:
         servers["bare-ariadne"] = start_gunicorn(
             "bench.apps:create_bare_ariadne_app()", ports["bare-ariadne"], False, env,
             RESULTS_DIR / "gunicorn-bare.log",
+        )
+        servers["flask-ariadne"] = start_gunicorn(
+            "bench.apps:create_flask_ariadne_app()", ports["flask-ariadne"], False, env,
+            RESULTS_DIR / "gunicorn-flask-ariadne.log",
         )
         return _measure(bootstrap, ports, sizes)
     finally:
@@ -75,13 +79,8 @@ def _measure(bootstrap: str, ports: dict[str, int], sizes: Any) -> dict[str, Any
         name: {key: median([run[key] for run in results]) for key in ("rate", "p50_ms", "p99_ms")}
         for name, results in runs.items()
     }
-    ratios = {
-        operation: median([
-            a["rate"] / b["rate"]
-            for a, b in zip(runs[f"flask-hyper {operation}"], runs[f"bare-ariadne {operation}"])
-        ])
-        for operation in OPERATIONS
-    }
+    ratios = _ratios(runs, "bare-ariadne")
+    flask_ratios = _ratios(runs, "flask-ariadne")
     return {
         "tool": "wrk" if shutil.which("wrk") else "python",
         "connections": CONNECTIONS,
@@ -91,6 +90,18 @@ def _measure(bootstrap: str, ports: dict[str, int], sizes: Any) -> dict[str, Any
         "runs": runs,
         "median": summary,
         "ratio_hyper_vs_bare": ratios,
+        "ratio_hyper_vs_flask": flask_ratios,
+    }
+
+
+def _ratios(runs: dict[str, list[dict[str, Any]]], baseline: str) -> dict[str, float]:
+    """Return, per operation, the median of flask-hyper's rate over ``baseline``'s per round."""
+    return {
+        operation: median([
+            a["rate"] / b["rate"]
+            for a, b in zip(runs[f"flask-hyper {operation}"], runs[f"{baseline} {operation}"])
+        ])
+        for operation in OPERATIONS
     }
 
 
