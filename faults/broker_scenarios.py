@@ -16,6 +16,8 @@ from .stage import Result, Stage, progress, wait_until
 from .tally import count
 
 _NOT_DELIVERED = re.compile(r"closed with (\d+) messages not delivered")
+# A message that expires (message.timeout.ms) before shutdown is logged on its own.
+_EXPIRED = re.compile(r"message \w+ to '[^']+' not delivered: ")
 
 
 def broker_restart(stage: Stage, cluster: Cluster) -> Result:
@@ -134,7 +136,9 @@ def broker_down_at_shutdown(stage: Stage, cluster: Cluster, graceful_timeout: in
     result = Result(
         6, "Broker down at shutdown",
         f"With the broker down, SIGTERM still ends every worker within graceful_timeout"
-        f" ({graceful_timeout:.0f} s), and each worker logs how many queued events it could not deliver.",
+        f" ({graceful_timeout:.0f} s), and the workers log every event they could not deliver: one line"
+        f" per event that expired (message.timeout.ms) before the stop, and the count still queued at"
+        f" shutdown.",
         notes=[
             "Events are published fire-and-forget (`publishBatch(wait: false)`), so the caller gets no"
             " acknowledgement. Here 'acknowledged' counts the broker's delivery reports, recorded by the"
@@ -163,13 +167,16 @@ def broker_down_at_shutdown(stage: Stage, cluster: Cluster, graceful_timeout: in
     acknowledged = {row.seq for row in rows if row.kind == ACKED}
 
     result.counts = count(outcomes.seqs(), acknowledged, rows, [], duplicates_allowed=False)
-    not_delivered = sum(int(n) for n in _NOT_DELIVERED.findall(master.log_text()))
+    log_text = master.log_text()
+    expired = len(_EXPIRED.findall(log_text))
+    not_delivered = sum(int(n) for n in _NOT_DELIVERED.findall(log_text)) + expired
     queued_unacked = len((first | second) - acknowledged)
     timeouts = master.log_text().count("WORKER TIMEOUT")
     result.fact("/readyz status with the broker down", readiness)
     result.fact("seconds from SIGTERM to gunicorn exit", f"{seconds:.1f}")
     result.fact("events queued before / after the broker stopped", f"{len(first)} / {len(second)}")
     result.fact("queued events never acknowledged", queued_unacked)
+    result.fact("events logged as expired before the stop", expired)
     result.fact("'not delivered' total in the workers' log lines", not_delivered)
     result.fact("WORKER TIMEOUT lines (worker killed by the master)", timeouts)
     result.fact("consumers that overran their stop budget (log lines)", master.log_text().count("did not stop within"))
