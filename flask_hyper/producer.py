@@ -192,12 +192,20 @@ class KafkaProducer:
         return 0 if client is None else client.flush(timeout)
 
     def close(self, timeout: float) -> int:
-        """Flush within ``timeout`` seconds, stop the report thread, return undelivered count."""
-        remaining = self.flush(timeout)
+        """Flush within ``timeout`` seconds, stop the report thread, return undelivered count.
+
+        Messages that failed during the flush (expired, for example) are
+        reported one by one by their delivery reports; the count covers only
+        those still queued, so no message is counted twice.
+        """
+        # The report thread stops first, so that no delivery report is served
+        # after the count below is taken.
         self._stopping.set()
         thread = self._poll_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=1.0)
+
+        remaining = self._flush_and_count(timeout)
 
         if remaining:
             logger.error(
@@ -210,6 +218,17 @@ class KafkaProducer:
         else:
             logger.info("producer %s closed, every message delivered", self._name)
         return remaining
+
+    def _flush_and_count(self, timeout: float) -> int:
+        with self._lock:
+            client = self._client if self._pid == os.getpid() else None
+        if client is None:
+            return 0
+        client.flush(timeout)
+        # flush() counts delivery reports that are ready but not yet served;
+        # serving them first leaves only the messages still queued.
+        client.poll(0)
+        return len(client)
 
     def _client_for_this_process(self) -> Any:
         client = self._client
