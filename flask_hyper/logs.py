@@ -17,8 +17,8 @@ class RepeatFilter(logging.Filter):
     """Pass one record per distinct message and level every ``interval`` seconds.
 
     Messages that differ only in numbers (durations, counts, ports) count as
-    the same. The first record let through after a quiet spell says how many
-    similar records were dropped, so nothing disappears silently.
+    the same. The first record let through after a quiet spell states how
+    many similar records were dropped, so nothing disappears silently.
     """
 
     def __init__(self, interval: float = 60.0) -> None:

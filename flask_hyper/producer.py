@@ -114,7 +114,12 @@ class DeliveryHandle:
             self._listener(self)
 
     def __repr__(self) -> str:
-        state = "pending" if not self.done() else ("failed" if self.error else "delivered")
+        if not self.done():
+            state = "pending"
+        elif self.error is not None:
+            state = "failed"
+        else:
+            state = "delivered"
         return f"<DeliveryHandle {self.topic} {self.message_id} {state}>"
 
 
@@ -176,7 +181,7 @@ class KafkaProducer:
                 self._raise_or_replace(exc, topic)
 
     def ping(self, timeout: float) -> str | None:
-        """Return ``None`` when a broker answers a metadata request, else the reason."""
+        """Return ``None`` when a broker returns metadata within ``timeout``, else the reason."""
         try:
             metadata = self._client_for_this_process().list_topics(timeout=timeout)
         except KafkaException as exc:
@@ -195,7 +200,7 @@ class KafkaProducer:
         """Flush within ``timeout`` seconds, stop the report thread, return undelivered count.
 
         Messages that failed during the flush (expired, for example) are
-        reported one by one by their delivery reports; the count covers only
+        logged one by one by their delivery reports. The count covers only
         those still queued, so no message is counted twice.
         """
         # The report thread stops first, so that no delivery report is served
