@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             cleanup.callback(say, "stopped everything the demo started")
             complete = _run(say, cleanup, once=args.once)
     except KeyboardInterrupt:
-        return 130
+        # The shell's convention: 128 plus the signal number (130 for Ctrl-C, 143 for SIGTERM).
+        return 128 + _stop_signal[0]
     # ServiceError and a failed metadata request are RuntimeErrors.
     except (RuntimeError, DevBrokerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -259,8 +260,13 @@ def _print_mail(say: Output, mail: ReceivedMail) -> None:
         f" [correlation id {mail.correlation_id}]")
 
 
+# The signal that stopped the demo; Ctrl-C unless SIGTERM arrived.
+_stop_signal = [int(signal.SIGINT)]
+
+
 def _raise_on_sigterm() -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
+        _stop_signal[0] = signum
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
