@@ -53,7 +53,7 @@ def _producer_overrides() -> dict[str, Any]:
 
 
 def create_hyper_app() -> Flask:
-    """A HyperService with the bench schema; a receiver per ``BENCH_RECEIVER_TOPICS`` topic.
+    """Build a HyperService with the bench schema and a receiver per ``BENCH_RECEIVER_TOPICS`` topic.
 
     With ``BENCH_LATENCY_FILE`` set, the receiver appends ``sent_at received_at``
     (seconds since the epoch) per message to that file.
@@ -96,7 +96,7 @@ def create_bare_ariadne_app() -> Any:
 
 
 def create_flask_ariadne_app() -> Flask:
-    """A Flask view calling Ariadne's graphql_sync, as a Flask user without flask-hyper would.
+    """Build a Flask view calling Ariadne's graphql_sync, as a Flask user without flask-hyper would.
 
     It shares Flask's request handling with flask-hyper, so the gap between
     the two is flask-hyper's own work.
@@ -155,7 +155,7 @@ def _raw_publisher() -> Any:
 
 
 def create_plain_flask_app() -> Flask:
-    """A Flask app with one JSON route and no Kafka, the baseline for worker memory."""
+    """Build a Flask app with one JSON route and no Kafka, the baseline for worker memory."""
     app = Flask("bench-plain")
 
     @app.get("/")

@@ -109,7 +109,7 @@ def _check_answer(port: int, body: dict[str, Any]) -> None:
     status, data = post_json(port, "/graphql", body)
     answer = json.loads(data)
     if status != 200 or answer.get("errors") or not answer.get("data"):
-        raise RuntimeError(f"port {port} answered {status} {data[:300]!r} to {body}")
+        raise RuntimeError(f"port {port} returned {status} {data[:300]!r} to {body}")
 
 
 def load(port: int, body: dict[str, Any], seconds: int) -> dict[str, Any]:

@@ -251,9 +251,9 @@ def _latency_plot(data: dict[str, Any]) -> None:
     plt.close(figure)
 
 
-# NOTE: written from the profiles above and from in-process measurements on
-# the same machine (a dispatch loop over prebuilt messages, not part of make
-# bench); rerun both after changing the producer or the consumer loop.
+# NOTE: these findings are written by hand from the profiles and from
+# bench.dispatch_cost, which make bench does not run. Rerun both after
+# changing the producer or the consumer loop.
 _FINDINGS = """## Findings and open work
 
 - **Publish (target missed).** Per message flask-hyper serializes with one shared JSON
@@ -266,15 +266,16 @@ _FINDINGS = """## Findings and open work
   `produce` call itself, header building and the correlation lookup, with no single large
   item left; the delivery-report thread's callbacks compete with the publishing thread for
   the GIL.
-- **Consume (target missed).** Handling one prebuilt message in process costs about 5.2 µs
-  in flask-hyper's dispatcher against about 4.1 µs for what the hand-written loop does
-  (an app context pushed and popped, `json.loads`). The rest of the gap is the consumer loop
+- **Consume (target missed).** Handling one prebuilt message in process costs about 4.4 µs
+  in flask-hyper's dispatcher against about 3.7 µs for what the hand-written loop does
+  (an app context pushed and popped, `json.loads`), medians of three runs of
+  `.venv/bin/python -m bench.dispatch_cost`. The rest of the gap is the consumer loop
   around it: the per-message checks for a stop request and for revoked partitions, offset
   storing through a method that handles the partition-revoked case, and the content-type
   lookup that decides how to decode. Message fields other than the value are read from
   librdkafka only on access.
 - **End-to-end latency.** The consumer polls for the first message, then takes what is
-  already fetched without waiting, so a lone message is dispatched as soon as it arrives;
+  already fetched without waiting, so a lone message is dispatched as soon as it arrives.
   p50 and p99 are within a few milliseconds of Kafka's own EndToEndLatency tool.
 - **GraphQL (target missed).** Both Flask apps pay for Flask's request handling, which
   bare Ariadne does not have; the `flask-ariadne` row shows that share. flask-hyper's own

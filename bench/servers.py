@@ -70,7 +70,7 @@ def gunicorn_command(app: str, port: int, hooks: bool) -> list[str]:
 
 
 def start_gunicorn(app: str, port: int, hooks: bool, extra_env: dict[str, str], log_path: Path) -> Server:
-    """Start gunicorn and wait until it answers HTTP on ``port``."""
+    """Start gunicorn and wait until it serves HTTP on ``port``."""
     env = {**bench_env(), **extra_env}
     server = Server(gunicorn_command(app, port, hooks), env, log_path)
     try:
@@ -94,7 +94,7 @@ def wait_for_http(port: int, server: Server) -> None:
             return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError(f"gunicorn on port {port} did not answer within {START_TIMEOUT_SECONDS} s")
+    raise RuntimeError(f"gunicorn on port {port} did not respond within {START_TIMEOUT_SECONDS} s")
 
 
 def post_json(port: int, path: str, body: dict[str, Any], connection: Any = None) -> tuple[int, bytes]:

@@ -1,6 +1,6 @@
 """flask-hyper: make a Flask app a hyperservice.
 
-A hyperservice answers request/response clients over GraphQL and talks to
+A hyperservice serves request/response clients over GraphQL and talks to
 other services over Kafka. :class:`HyperService` mounts an Ariadne endpoint,
 keeps a confluent-kafka producer for the app and runs consumer threads that
 dispatch every message as a blinker signal.

@@ -270,9 +270,9 @@ class ConsumerThread(threading.Thread):
         self._forget(partitions)
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
-        gone = {(p.topic, p.partition) for p in partitions}
-        self._revoked |= gone
-        self._backlog = [m for m in self._backlog if (m.topic(), m.partition()) not in gone]
+        removed = {(p.topic, p.partition) for p in partitions}
+        self._revoked |= removed
+        self._backlog = [m for m in self._backlog if _partition_of(m) not in removed]
 
     # -- errors, commits, close ------------------------------------------
 

@@ -192,8 +192,7 @@ class KafkaProducer:
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for queued messages; return how many remain."""
-        with self._lock:
-            client = self._client if self._pid == os.getpid() else None
+        client = self._own_client()
         return 0 if client is None else client.flush(timeout)
 
     def close(self, timeout: float) -> int:
@@ -224,9 +223,13 @@ class KafkaProducer:
             logger.info("producer %s closed, every message delivered", self._name)
         return remaining
 
-    def _flush_and_count(self, timeout: float) -> int:
+    def _own_client(self) -> Any:
+        """Return the client created in this process, or None; never create one."""
         with self._lock:
-            client = self._client if self._pid == os.getpid() else None
+            return self._client if self._pid == os.getpid() else None
+
+    def _flush_and_count(self, timeout: float) -> int:
+        client = self._own_client()
         if client is None:
             return 0
         client.flush(timeout)

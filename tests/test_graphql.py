@@ -13,7 +13,7 @@ TYPE_DEFS = """
 type Query {
     hello(name: String): String!
     broken: String
-    refused: String
+    denied: String
     me: Person
     context: String
 }
@@ -33,8 +33,8 @@ def build_service():
     def resolve_broken(*_):
         raise KeyError("secret-database-password")
 
-    @query.field("refused")
-    def resolve_refused(*_):
+    @query.field("denied")
+    def resolve_denied(*_):
         raise GraphQLError("You may not do that.")
 
     @query.field("me")
@@ -144,7 +144,7 @@ def test_unexpected_error_masked_in_production(client):
 
 
 def test_graphql_error_message_kept(client):
-    response = client.post("/graphql", json={"query": "{ refused }"})
+    response = client.post("/graphql", json={"query": "{ denied }"})
     assert response.json["errors"][0]["message"] == "You may not do that."
 
 
